@@ -1,0 +1,58 @@
+"""The plug-in surface of the one training loop (`avlab.train.Trainer`).
+
+A method changes training only through these hooks; it never copies the loop. Per step the loop calls
+
+    batch = transform_batch(batch)            # e.g. Fusion Tuning masks easy samples' strong modality
+    out = model(**inputs)
+    losses = base losses + losses(out, batch) # e.g. UMT distillation; MLB's heads become part of the objective
+    backward (AMP gradients are unscaled here)
+    logs = after_backward(out, batch)         # e.g. OGM-GE, MLB: rescale encoder gradients in place
+    optimizer.step()
+
+and `setup` once, `on_epoch_start` / `on_epoch_end` around each epoch (schedules, stages, windows). Whatever
+`after_backward` returns (floats or 0-d tensors) is averaged per epoch into the history. `state_dict` /
+`load_state_dict` carry a method's own state (running means, ...) through checkpoints.
+"""
+from __future__ import annotations
+
+import torch
+
+
+class Method:
+    name = "joint"  # plain joint training: the base losses and nothing else
+
+    def setup(self, trainer) -> None:
+        pass
+
+    def on_epoch_start(self, trainer, epoch: int) -> None:
+        pass
+
+    def transform_batch(self, batch: dict, trainer) -> dict:
+        return batch
+
+    def losses(self, out: dict, batch: dict, trainer) -> dict[str, torch.Tensor]:
+        return {}
+
+    def after_backward(self, out: dict, batch: dict, trainer) -> dict:
+        return {}
+
+    def on_epoch_end(self, trainer, epoch: int, record: dict) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def config(self) -> dict:
+        """Hyper-parameters, for the run record: every public attribute that is a plain value."""
+        return {k: v for k, v in vars(self).items()
+                if not k.startswith("_") and isinstance(v, (int, float, str, bool, tuple, list, type(None)))}
+
+
+def encoder_parameters(model, modality: str, conv_only: bool = False):
+    """(name, parameter) pairs of one modality's encoder; `conv_only` keeps the 4-D conv weights (OGM-GE)."""
+    for name, p in model.encoder(modality).named_parameters():
+        if p.grad is not None and (not conv_only or p.dim() == 4):
+            yield name, p

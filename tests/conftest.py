@@ -1,0 +1,22 @@
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_splits(tmp_path_factory):
+    """A small real AV-Digits build (synthesised speech, real digits), cached for the whole session."""
+    from avlab.data import load_avdigits
+
+    cache = tmp_path_factory.mktemp("avdigits")
+    return load_avdigits("dominant_audio", cache_dir=cache, n_train=200, n_val=100, n_test=100)
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path, monkeypatch):
+    # never write into the user's data folder from a test
+    monkeypatch.setenv("AVLAB_DATA", str(tmp_path / "avlab-data"))
+    yield

@@ -1,0 +1,168 @@
+"""The notebook pipeline on a tiny fake repo written into tmp_path: real files, real jupytext, a real kernel."""
+import json
+
+import jupytext
+import nbformat
+import pytest
+
+from avlab import course
+
+COLAB = "# %%\n" + course.COLAB_SETUP_CELL + "\n\n"
+
+DEMO = '''# %% [markdown]
+# # Demo
+#
+# Why does late fusion help here?
+#
+# <!-- BEGIN SOLUTION -->
+# Because the audio is noisy.
+# <!-- END SOLUTION -->
+#
+# Next question.
+
+''' + COLAB + '''# %%
+# SOLUTION-ONLY: the answer key
+secret = 42
+
+
+# %%
+def double(a):
+    # EXERCISE: return twice a
+    ### BEGIN SOLUTION
+    b = 2 * a
+    return b
+    ### END SOLUTION
+
+
+class Model:
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        return x
+        ### END SOLUTION
+'''
+
+
+def make_repo(tmp_path, files=None):
+    (tmp_path / "solutions").mkdir()
+    (tmp_path / "jupytext.toml").write_text((course.REPO / "jupytext.toml").read_text())
+    for name, text in (files or {"00_demo.py": DEMO}).items():
+        (tmp_path / "solutions" / name).write_text(text)
+    return tmp_path
+
+
+def cells(*sources):
+    return [nbformat.v4.new_markdown_cell(s[3:]) if s.startswith("md:") else nbformat.v4.new_code_cell(s)
+            for s in sources]
+
+
+def test_exercise_region_becomes_stub_at_its_indentation():
+    [out] = course.student_cells(cells(
+        "def f(a):\n    # EXERCISE: return twice a\n    ### BEGIN SOLUTION\n    return 2 * a\n    ### END SOLUTION\n"
+        "\nclass M:\n    def g(self):\n        ### BEGIN SOLUTION\n        return 1\n        ### END SOLUTION\nx = 1"))
+    assert out.source == (
+        'def f(a):\n    # EXERCISE: return twice a\n    raise NotImplementedError("Exercise: return twice a")\n'
+        '\nclass M:\n    def g(self):\n        raise NotImplementedError("Exercise: fill in this block")\nx = 1')
+
+
+def test_solution_only_cell_is_dropped_and_others_copied():
+    out = course.student_cells(cells("# SOLUTION-ONLY\nsecret = 1", "md:# Title", "print('hi')"))
+    assert [(c.cell_type, c.source) for c in out] == [("markdown", "# Title"), ("code", "print('hi')")]
+
+
+def test_markdown_solution_block_becomes_placeholder():
+    [out] = course.student_cells(cells("md:Q?\n\n<!-- BEGIN SOLUTION -->\nA.\nMore.\n<!-- END SOLUTION -->\n\nNext."))
+    assert out.source == "Q?\n\n*Your answer here.*\n\nNext."
+
+
+@pytest.mark.parametrize("source", ["### BEGIN SOLUTION\nx = 1", "x = 1\n### END SOLUTION",
+                                    "### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION"])
+def test_unbalanced_markers_are_an_error(source):
+    with pytest.raises(ValueError, match="cell 1"):
+        course.student_cells(cells(source))
+
+
+def test_build_writes_notebooks_and_chapter(tmp_path):
+    root = make_repo(tmp_path)
+    written = course.build(root)
+    assert {p.relative_to(root).as_posix() for p in written} >= {
+        "solutions/00_demo.ipynb", "chapters/00_demo.py", "chapters/00_demo.ipynb"}
+    chapter = (root / "chapters/00_demo.py").read_text()
+    assert 'raise NotImplementedError("Exercise: return twice a")' in chapter
+    assert "secret" not in chapter and "BEGIN SOLUTION" not in chapter and "audio is noisy" not in chapter
+    assert "*Your answer here.*" in chapter and course.COLAB_SETUP_CELL in chapter
+    solution = nbformat.read(root / "solutions/00_demo.ipynb", as_version=4)
+    assert "secret = 42" in solution.cells[2].source
+    assert all(c.get("outputs", []) == [] for c in solution.cells)
+    # Each generated .py is exactly what jupytext writes for its notebook: `jupytext --sync` changes nothing.
+    config = course._config(root)
+    for name in ["solutions/00_demo", "chapters/00_demo"]:
+        nb = jupytext.read(root / f"{name}.ipynb")
+        assert jupytext.writes(nb, fmt="py:percent", config=config) == (root / f"{name}.py").read_text()
+
+
+def test_build_is_deterministic(tmp_path):
+    root = make_repo(tmp_path)
+    course.build(root)
+    generated = ["solutions/00_demo.ipynb", "chapters/00_demo.py", "chapters/00_demo.ipynb"]
+    first = {name: (root / name).read_bytes() for name in generated}
+    assert course.build(root) == []  # nothing changed, nothing rewritten
+    for name in generated:
+        (root / name).unlink()
+    course.build(root)
+    assert {name: (root / name).read_bytes() for name in generated} == first
+
+
+def test_check_detects_missing_and_stale_then_passes_after_build(tmp_path):
+    root = make_repo(tmp_path)
+    assert "chapters/00_demo.py: missing" in course.check(root)
+    course.build(root)
+    assert course.check(root) == []
+    (root / "chapters/00_demo.ipynb").unlink()
+    src = root / "solutions/00_demo.py"
+    src.write_text(src.read_text().replace("return twice a", "return two times a"))
+    problems = course.check(root)
+    assert "chapters/00_demo.ipynb: missing" in problems
+    assert "chapters/00_demo.py: out of date" in problems
+    assert "solutions/00_demo.ipynb: out of date" in problems
+    course.build(root)
+    assert course.check(root) == []
+
+
+def test_check_flags_broken_chapter_and_orphans(tmp_path):
+    # An exercise region inside an expression leaves the chapter unparseable.
+    broken = COLAB + "# %%\nx = [\n    ### BEGIN SOLUTION\n    1, 2,\n    ### END SOLUTION\n]\n"
+    root = make_repo(tmp_path, {"01_broken.py": broken})
+    course.build(root)
+    (root / "chapters/09_old.py").write_text("x = 1\n")
+    problems = course.check(root)
+    assert any(p.startswith("chapters/01_broken.py: not valid Python") for p in problems)
+    assert "chapters/09_old.py: no solutions/09_old.py generates it" in problems
+
+
+def test_missing_colab_cell_fails_build_with_clear_message(tmp_path):
+    root = make_repo(tmp_path, {"00_demo.py": "# %% [markdown]\n# # Title\n\n# %%\nimport torch\n"})
+    with pytest.raises(ValueError, match="first code cell must be the Colab set-up cell"):
+        course.build(root)
+    assert not (root / "chapters").exists()  # nothing half-written
+    assert any("Colab set-up" in p for p in course.check(root))
+
+
+def test_run_executes_notebooks_through_a_kernel(tmp_path, monkeypatch, capsys):
+    ok = COLAB + '# %%\nfrom avlab.course import headline\nheadline("00_ok", accuracy=0.5, steps=3)\n'
+    bad = COLAB + "# %%\n1 / 0\n"
+    root = make_repo(tmp_path, {"00_ok.py": ok, "01_bad.py": bad, "02_after.py": COLAB})
+    monkeypatch.setenv("PYTHONPATH", str(course.REPO))  # the kernel imports this checkout's avlab
+    results = course.run(root, headline_dir=tmp_path / "headlines")
+    assert list(results) == ["00_ok", "01_bad", "02_after"]  # a failure does not stop the rest
+    assert results["00_ok"]["error"] is None and results["00_ok"]["headline"] == {"accuracy": 0.5, "steps": 3}
+    assert json.loads((tmp_path / "headlines/00_ok.json").read_text()) == {"accuracy": 0.5, "steps": 3}
+    assert "ZeroDivisionError" in results["01_bad"]["error"]
+    assert results["02_after"]["error"] is None
+    assert "ZeroDivisionError" in capsys.readouterr().out
+    assert list(course.run(root, chapters=["02"], headline_dir=tmp_path / "headlines")) == ["02_after"]
+    with pytest.raises(ValueError, match="no solution matches 07"):
+        course.run(root, chapters=["07"])
+
+
+def test_repo_generated_files_up_to_date():
+    assert course.check() == [], "run `python -m avlab.course build`"
