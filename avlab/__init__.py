@@ -4,3 +4,13 @@ __version__ = "0.1.0"
 from avlab.utils import about, get_device, seed_everything  # noqa: E402
 
 __all__ = ["about", "get_device", "seed_everything", "__version__"]
+
+
+def __getattr__(name):
+    # Submodules on first use (`avlab.course.headline(...)` after a plain `import avlab`), without importing
+    # them all up front, which would also upset `python -m avlab.course`.
+    import importlib
+
+    if name in {"course", "data", "diagnostics", "experiment", "methods", "models", "plots", "train", "utils"}:
+        return importlib.import_module(f"avlab.{name}")
+    raise AttributeError(f"module 'avlab' has no attribute {name!r}")

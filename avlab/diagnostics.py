@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from avlab.models.classifier import MODALITIES
-from avlab.train import evaluate, predict
+from avlab.evaluation import evaluate, predict
 
 
 @torch.no_grad()

@@ -11,7 +11,6 @@ which `fit` resumes exactly where it stopped.
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 from tqdm.auto import tqdm
 
+from avlab.evaluation import evaluate, predict  # noqa: F401  (re-exported: avlab.train.evaluate)
 from avlab.methods.base import Method
 from avlab.models.classifier import MODALITIES
 from avlab.utils import get_device, seed_everything, versions
@@ -231,34 +231,3 @@ class Trainer:
         random.setstate(rng["python"])
         if rng["cuda"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, data: Dataset, modalities=MODALITIES, batch_size: int = 256) -> dict:
-    """Stacked outputs over a dataset: `logits`, `audio`, `visual` (head logits), `label`."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    chunks: dict[str, list] = {}
-    for batch in DataLoader(data, batch_size, shuffle=False):
-        out = model(**{m: batch[m].to(device) for m in modalities})
-        for k in ("logits", *MODALITIES):
-            if out.get(k) is not None:
-                chunks.setdefault(k, []).append(out[k].float().cpu())
-        chunks.setdefault("label", []).append(batch["label"])
-    model.train(was_training)
-    return {k: torch.cat(v) for k, v in chunks.items()}
-
-
-def evaluate(model: torch.nn.Module, data: Dataset, modalities=MODALITIES, batch_size: int = 256) -> dict:
-    """Accuracy of the fused logits (`acc`) and of each uni-modal head (`acc_audio`, `acc_visual`), fused loss."""
-    p = predict(model, data, modalities, batch_size)
-    y = p["label"]
-    result = {"acc": (p["logits"].argmax(1) == y).float().mean().item(),
-              "loss": F.cross_entropy(p["logits"], y).item()}
-    for m in MODALITIES:
-        if m in p:
-            result[f"acc_{m}"] = (p[m].argmax(1) == y).float().mean().item()
-    if not math.isfinite(result["loss"]):
-        raise FloatingPointError("evaluation loss is not finite: the model's weights hold NaN or inf")
-    return result

@@ -1,4 +1,7 @@
 """Methods are plug-ins of the one training loop; see `avlab.methods.base.Method` for the hooks."""
 from avlab.methods.base import Method, encoder_parameters
+from avlab.methods.mlb import MLB, mlb_coefficients
+from avlab.methods.ogm import OGMGE, DiscrepancyMonitor, ogm_coefficients
+from avlab.methods.umt import UMT, ensemble_accuracy, umt_or_ume
 
 __all__ = ["Method", "encoder_parameters"]
