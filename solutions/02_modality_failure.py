@@ -36,15 +36,17 @@ from avlab.evaluation import evaluate
 # %% [markdown]
 # ## Setting
 #
-# `dominant_audio` AV-Digits with 1,500 training samples, ResNet-18 encoders at width 8, 10 epochs of Adam, three
-# seeds. Every model in the chapter uses exactly this budget, so the comparisons are fair. Accuracies are on the
+# `dominant_audio` AV-Digits with 1,500 training samples and lighter visual noise (`vis_noise=0.1` instead of
+# 0.3, so that the visual encoder learns something within this small budget; the audio still learns far faster),
+# ResNet-18 encoders at width 8, 10 epochs of Adam, three seeds. Every model in the chapter uses exactly this
+# budget, so the comparisons are fair. Accuracies are on the
 # test split (held-out speakers and digit images); probes are linear classifiers trained on the frozen encoder's
 # features of the training split.
 
 # %%
 SEEDS = [0, 1, 2]
 TRAIN = dict(epochs=10, progress=False)
-splits = load_avdigits("dominant_audio", n_train=1500)
+splits = load_avdigits("dominant_audio", n_train=1500, vis_noise=0.1)
 train, test = splits["train"], splits["test"]
 print(train)
 

@@ -3,5 +3,6 @@ from avlab.methods.base import Method, encoder_parameters
 from avlab.methods.mlb import MLB, mlb_coefficients
 from avlab.methods.ogm import OGMGE, DiscrepancyMonitor, ogm_coefficients
 from avlab.methods.umt import UMT, ensemble_accuracy, umt_or_ume
+from avlab.methods.zorro_contrastive import ZorroContrastive, info_nce, retrieval_accuracy
 
 __all__ = ["Method", "encoder_parameters"]
