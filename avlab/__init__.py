@@ -11,6 +11,7 @@ def __getattr__(name):
     # them all up front, which would also upset `python -m avlab.course`.
     import importlib
 
-    if name in {"course", "data", "diagnostics", "experiment", "methods", "models", "plots", "train", "utils"}:
+    if name in {"cli", "course", "data", "diagnostics", "distributed", "evaluation", "experiment", "methods", "models",
+                "plots", "train", "utils"}:
         return importlib.import_module(f"avlab.{name}")
     raise AttributeError(f"module 'avlab' has no attribute {name!r}")
