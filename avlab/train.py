@@ -140,7 +140,7 @@ class Trainer:
         logs = {f"loss_{k}": v.detach() for k, v in losses.items()}
         for m in self.config.modalities:
             grads = [p.grad for p in model.encoder(m).parameters() if p.grad is not None]
-            logs[f"grad_norm_{m}"] = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+            logs[f"grad_norm_{m}"] = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))  # one fused call
         logs.update(method.after_backward(out, batch, self))
         if self.config.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
