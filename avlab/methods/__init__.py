@@ -1,5 +1,6 @@
 """Methods are plug-ins of the one training loop; see `avlab.methods.base.Method` for the hooks."""
 from avlab.methods.base import Method, encoder_parameters
+from avlab.methods.fusion_tuning import ConfidenceRecorder, FusionTuning, fusion_tuning_ratios, mask_patches
 from avlab.methods.mlb import MLB, mlb_coefficients
 from avlab.methods.ogm import OGMGE, DiscrepancyMonitor, ogm_coefficients
 from avlab.methods.umt import UMT, ensemble_accuracy, umt_or_ume

@@ -1,0 +1,383 @@
+# %% [markdown]
+# # Chapter 04 · Pre-training that backfires (2): a strong encoder starves its partner, and Fusion Tuning
+#
+# Chapter 03 looked inside one encoder. This chapter looks at two. Feng, Xia and Hu ("Revisiting Pre-training
+# in Audio-Visual Learning", arXiv 2302.03533) observe that in joint audio-visual training, starting **one**
+# modality's encoder from strong pre-trained weights makes the fused model good quickly, but leaves the **other**
+# encoder under-trained: the pre-trained encoder drives the fused loss down before the other has learned much,
+# and with the loss goes the gradient the other encoder needed (the dominance mechanism of chapter 01, now
+# caused by pre-training).
+#
+# Their remedy, **Fusion Tuning**, has two stages:
+# 1. fine-tune each encoder *alone* on its own modality, recording for every training sample how confident the
+#    uni-modal model is in the true class (averaged over the epochs);
+# 2. fine-tune the whole audio-visual model from the two stage-1 encoders, **randomly masking patches of the
+#    easy-to-learn modality on easy samples**, so that the other modality has to carry those samples.
+#
+# You will measure the starvation, build both stages as plug-ins of the one training loop, and measure what
+# each stage contributes.
+
+# %%
+# Colab set-up: installs avlab (Colab keeps its own torch). Does nothing elsewhere.
+import sys, subprocess
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "avlab"], check=True)
+
+# %%
+import avlab
+avlab.about()
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+import torch.nn.functional as F
+from IPython.display import display
+from torch.utils.data import Subset
+
+import avlab.course
+from avlab import plots
+from avlab.data import load_avdigits
+from avlab.diagnostics import linear_probe
+from avlab.experiment import build_model, mean_std
+from avlab.methods.fusion_tuning import ConfidenceRecorder, FusionTuning, fusion_tuning_ratios, mask_patches
+from avlab.train import Trainer, TrainConfig, evaluate
+from avlab.utils import seed_everything
+
+# %% [markdown]
+# ## The data: both modalities matter
+#
+# The `complementary` preset drowns the speech at −5 dB, so neither modality is enough alone and the fused
+# model needs both; this is where starving one encoder costs accuracy. Two settings keep this chapter inside
+# its CPU budget: the digit clips are 2 frames long (not 4) with a little less noise (`vis_noise=0.15`, so the
+# visual encoder learns within a few epochs), and training uses the first 2,000 of the 3,000 training samples.
+# The per-epoch validation curves use the first 500 validation samples, the linear probes are fitted on the first
+# 1,000 training samples; every final number is on the 1,000-sample test set.
+
+# %%
+SEEDS = [0, 1, 2]
+EPOCHS = 5  # every joint run, and the visual stage 1
+AUDIO_EPOCHS = 10  # the strong pre-trained audio encoder (also its stage 1)
+
+splits = load_avdigits("complementary", vis_noise=0.15, frames=2)
+print(splits["train"], splits["test"], sep="\n")
+train, val, test = Subset(splits["train"], range(2000)), Subset(splits["val"], range(500)), splits["test"]
+probe_train = Subset(splits["train"], range(1000))  # the linear probes fit on 1,000 training samples
+
+
+def fit(model, seed, method=None, modalities=("audio", "visual"), epochs=EPOCHS):
+    config = TrainConfig(epochs=epochs, seed=seed, modalities=modalities, progress=False)
+    return Trainer(model, config, method).fit(train, val)
+
+
+def joint_model(seed, audio_from=None, visual_from=None):
+    """A fresh audio-visual model; each encoder optionally starts from another model's encoder."""
+    seed_everything(seed)
+    model = build_model(splits["train"], "concat", 8)
+    if audio_from is not None:
+        model.audio.load_state_dict(audio_from.audio.state_dict())
+    if visual_from is not None:
+        model.visual.load_state_dict(visual_from.visual.state_dict())
+    return model
+
+
+# %% [markdown]
+# ## Stage 1, and the strong pre-trained encoder
+#
+# Stage 1 trains each encoder alone on its modality (`modalities=("audio",)`: the same network with the other
+# input absent) and records each training sample's confidence in its true class. The recorder is a `Method`
+# plug-in: at every training step it reads the model's output, takes softmax(logits)[y] for each sample of the
+# batch, and adds it to that sample's running sum, found by `batch["index"]`. After training,
+# `mean_confidence()` is the mean over the epochs (the authors' dump script is not released; this is our
+# reading of their "sample-wise mean confidence in Stage 1").
+#
+# ### Exercise 1: a sample's confidence in its true class
+
+# %%
+def true_class_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    # EXERCISE: (B,) softmax probability of each sample's true class
+    raise NotImplementedError("Exercise: (B,) softmax probability of each sample's true class")
+
+
+logits, labels = torch.tensor([[math.log(3), 0.0, 0.0], [0.0, 0.0, 0.0]]), torch.tensor([0, 2])
+print(true_class_confidence(logits, labels))  # [3 / 5, 1 / 3]
+recorder = ConfidenceRecorder(2)
+recorder.after_backward({"logits": logits}, {"label": labels, "index": torch.tensor([0, 1])}, None)
+torch.testing.assert_close(true_class_confidence(logits, labels), recorder.mean_confidence())
+
+# %% [markdown]
+# **The pre-trained encoder.** In the paper the strong encoder is the audio one (pre-trained on AudioSet or
+# VGGSound), the visual one comes from ImageNet. Here the strong audio encoder is the audio-alone model
+# trained for 10 epochs on this task's own audio; the same run is its stage 1 (its confidences are recorded
+# while it trains). The visual stage 1 trains the visual encoder alone for 5 epochs from scratch. Each seed
+# trains its own pair.
+
+# %%
+stage1 = {}
+for seed in SEEDS:
+    seed_everything(seed)
+    rec_a = ConfidenceRecorder(len(train))
+    audio_model = build_model(splits["train"], "concat", 8)
+    run_a = fit(audio_model, seed, rec_a, modalities=("audio",), epochs=AUDIO_EPOCHS)
+    seed_everything(seed)
+    rec_v = ConfidenceRecorder(len(train))
+    visual_model = build_model(splits["train"], "concat", 8)
+    run_v = fit(visual_model, seed, rec_v, modalities=("visual",))
+    stage1[seed] = {"audio": audio_model, "visual": visual_model, "conf_audio": rec_a.mean_confidence(),
+                    "conf_visual": rec_v.mean_confidence(), "run_audio": run_a, "run_visual": run_v}
+    print(f"seed {seed}: audio alone val {run_a.last('val_acc'):.3f}, visual alone val {run_v.last('val_acc'):.3f}; "
+          f"mean confidence audio {rec_a.mean_confidence().nanmean():.3f}, visual {rec_v.mean_confidence().nanmean():.3f}")
+
+# %% [markdown]
+# ## The phenomenon: the pre-trained audio encoder starves the visual one
+#
+# Two joint models per seed, identical except for the audio encoder's start: random (**joint, scratch**) or the
+# pre-trained audio encoder (**joint, pre-trained audio**). The visual encoder starts from scratch in both. We
+# probe each trained visual encoder with a linear classifier on its frozen features (test set).
+
+# %%
+results = []  # one dict per (condition, seed)
+
+
+def record(condition, seed, model, run):
+    results.append({"condition": condition, "seed": seed, "model": model, "run": run,
+                    "test_acc": evaluate(model, test)["acc"], "first_epoch_val_acc": run.history[0]["val_acc"],
+                    "visual_probe": linear_probe(model, probe_train, test, "visual")})
+    r = results[-1]
+    print(f"seed {seed} {condition:>26}: fused test {r['test_acc']:.3f} (val after epoch 1: "
+          f"{r['first_epoch_val_acc']:.3f}), visual probe {r['visual_probe']:.3f}")
+
+
+for seed in SEEDS:
+    model = joint_model(seed)
+    record("joint, scratch", seed, model, fit(model, seed))
+    model = joint_model(seed, audio_from=stage1[seed]["audio"])
+    record("joint, pre-trained audio", seed, model, fit(model, seed))
+
+
+# %%
+def frame(keys=("test_acc", "first_epoch_val_acc", "visual_probe")):
+    return pd.DataFrame([{k: r[k] for k in ("condition", "seed", *keys)} for r in results])
+
+
+plots.plot_history({c: [r["run"] for r in results if r["condition"] == c]
+                    for c in ("joint, scratch", "joint, pre-trained audio")},
+                   metrics=("val_acc", "val_acc_visual"), title="fused accuracy, and the visual encoder's probe head");
+
+probe = frame().pivot(index="seed", columns="condition", values="visual_probe")
+early = frame().pivot(index="seed", columns="condition", values="first_epoch_val_acc")
+starved = probe["joint, scratch"] - probe["joint, pre-trained audio"]
+print(probe.round(3).to_string())
+print(f"visual probe: scratch {mean_std(probe['joint, scratch'])[0]:.3f}, with pre-trained audio "
+      f"{mean_std(probe['joint, pre-trained audio'])[0]:.3f}; loss {starved.mean():.3f} ± {starved.std():.3f}")
+print(f"fused val accuracy after one epoch: scratch {early['joint, scratch'].mean():.3f}, "
+      f"pre-trained audio {early['joint, pre-trained audio'].mean():.3f}")
+assert (starved > 0.05).all() and starved.mean() > 2 * starved.std(), "the pre-trained partner should starve the visual encoder"
+assert (early["joint, pre-trained audio"] > early["joint, scratch"]).all(), "pre-training should give a faster start"
+
+
+# %% [markdown]
+# The pre-trained audio encoder gives the fused model a head start, and the visual encoder trained next to it
+# ends clearly worse than the one trained next to a from-scratch audio encoder. (Compare the final fused
+# accuracies in the table at the end: the head start does not even last.)
+#
+# ## Stage 2: mask the easy modality on easy samples
+#
+# For each training sample, with stage-1 mean confidences c_a and c_v, the authors' code
+# (`dataloader/av_dataset.py`, `args.mask = 'conf'`) sets mask ratios
+#
+# ```
+# if c_v >= threshold:    ratio_a = rho_a * tanh(eta_a * (c_a - c_v)),  ratio_v = 0
+# elif c_a >= threshold:  ratio_v = rho_v * tanh(eta_v * (c_v - c_a)),  ratio_a = 0
+# else:                   both 0            (a modality is masked only where its ratio > 0)
+# ```
+#
+# and, every time the sample is loaded for training (never at evaluation), zeroes int(n_patches · ratio)
+# randomly chosen patches of the masked input (their 1024×128 spectrogram in 32×8 patches, their 224×224
+# frames in 10×10 patches; ours: 4×4 patches of the 32×32 spectrogram and of each frame). Here that is a
+# `transform_batch` plug-in, `FusionTuning`, which looks up each sample's ratio by `batch["index"]`.
+#
+# **A code-vs-description asymmetry.** The `elif` branch can never produce a positive visual ratio: it is only
+# reached when c_v < threshold ≤ c_a, so c_v − c_a < 0. As released, **only the audio is ever masked**: on
+# samples where the visual model is confident (c_v ≥ threshold) and the audio model more so. In their setting the
+# strong pre-trained encoder is the audio one, so this may be intended. `rule="as_released"` (the default,
+# because it is what their code does and because our strong encoder is also the audio one) keeps it;
+# `rule="symmetric"` gives the visual the mirror rule.
+#
+# The authors' values of threshold, η and ρ are not published (the training script is not released). Ours:
+# η = 5 and ρ = 0.5 for both modalities, and **threshold = 0.3**: our stage 1 is short, so confidences are low
+# (mean ≈ 0.3–0.45), and at a threshold of 0.5 only ~4 % of the samples would be masked at all. We chose 0.3
+# after single-seed trial runs at 0.5, 0.3 and 0.2, for the share of samples it masks (15–23 %), not for the
+# result; the asserts below do not depend on the masking (see the two-stage baseline without it).
+#
+# ### Exercise 2: the mask rule as released
+
+# %%
+def mask_ratios(c_a, c_v, threshold=0.3, eta_a=5.0, eta_v=5.0, rho_a=0.5, rho_v=0.5):
+    """Per-sample (ratio_a, ratio_v) as the authors' code computes them (negative ratios mean no mask: 0)."""
+    c_a, c_v = torch.as_tensor(c_a), torch.as_tensor(c_v)
+    # EXERCISE: the if / elif / else rule above, vectorised with torch.where; clamp negative ratios to 0
+    raise NotImplementedError("Exercise: the if / elif / else rule above, vectorised with torch.where; clamp negative ratios to 0")
+
+
+c_a, c_v = torch.tensor([0.9, 0.6, 0.9, 0.2]), torch.tensor([0.6, 0.9, 0.2, 0.1])
+mine = mask_ratios(c_a, c_v)
+print("ratio_a", mine[0].numpy().round(4), "ratio_v", mine[1].numpy().round(4))  # [0.4526 0 0 0], all 0
+library = fusion_tuning_ratios(c_a, c_v, threshold=0.3, rule="as_released")
+torch.testing.assert_close(mine[0], library[0]), torch.testing.assert_close(mine[1], library[1])
+
+# %% [markdown]
+# What the rule does with the stage-1 confidences of seed 0, and what a masked input looks like. Move the
+# difficulty threshold and the masking ratio ρ: the plot and the share of masked samples follow (nothing is
+# trained here).
+
+# %%
+import ipywidgets as widgets
+
+conf_a, conf_v = stage1[SEEDS[0]]["conf_audio"], stage1[SEEDS[0]]["conf_visual"]
+
+
+def show_rule(threshold=0.3, rho=0.5, rule="as_released"):
+    ra, rv = fusion_tuning_ratios(conf_a, conf_v, threshold, 5.0, 5.0, rho, rho, rule)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    masked = np.where(ra > 0, "audio masked", np.where(rv > 0, "visual masked", "no mask"))
+    sns.scatterplot(x=conf_a.numpy(), y=conf_v.numpy(), hue=masked, size=(ra + rv).numpy(), sizes=(4, 60),
+                    hue_order=["no mask", "audio masked", "visual masked"], ax=axes[0], alpha=0.6)
+    axes[0].axhline(threshold, color="grey", lw=0.8, ls="--"), axes[0].axvline(threshold, color="grey", lw=0.8, ls="--")
+    axes[0].set(xlabel="stage-1 confidence, audio", ylabel="stage-1 confidence, visual",
+                title=f"{rule}: audio masked on {(ra > 0).float().mean():.1%}, visual on {(rv > 0).float().mean():.1%}")
+    axes[0].legend(fontsize="small", loc="upper left")
+    i = int(ra.argmax())
+    example = mask_patches(train[i]["audio"][None], ra[i:i + 1], (4, 4), torch.Generator().manual_seed(0))[0, 0]
+    axes[1].imshow(example, origin="lower", cmap="magma")
+    axes[1].set(title=f"sample {i}: spectrogram with ratio {ra[i]:.2f} masked", xticks=[], yticks=[])
+    fig.tight_layout()
+    plt.show()
+
+
+controls = {"threshold": widgets.FloatSlider(value=0.3, min=0.05, max=0.9, step=0.05, continuous_update=False,
+                                             description="threshold"),
+            "rho": widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, continuous_update=False,
+                                       description="rho"),
+            "rule": widgets.ToggleButtons(options=["as_released", "symmetric"])}
+display(widgets.VBox([widgets.HBox(list(controls.values())), widgets.interactive_output(show_rule, controls)]))
+
+# %% [markdown]
+# ## Fusion Tuning against its baselines
+#
+# Stage 2 starts the joint model from both stage-1 encoders. To tell the two stages apart we also train the
+# same two-stage start **without** masking (**two-stage, no mask**): whatever Fusion Tuning gains over it is the
+# masking's doing; what both gain over joint training with the pre-trained audio is stage 1's.
+
+# %%
+THRESHOLD, RHO, ETA = 0.3, 0.5, 5.0
+for seed in SEEDS:
+    s1 = stage1[seed]
+    model = joint_model(seed, audio_from=s1["audio"], visual_from=s1["visual"])
+    record("two-stage, no mask", seed, model, fit(model, seed))
+    method = FusionTuning(s1["conf_audio"], s1["conf_visual"], threshold=THRESHOLD, eta_audio=ETA, eta_visual=ETA,
+                          rho_audio=RHO, rho_visual=RHO, rule="as_released")
+    model = joint_model(seed, audio_from=s1["audio"], visual_from=s1["visual"])
+    record("Fusion Tuning", seed, model, fit(model, seed, method))
+    results[-1]["masked_audio"] = method.masked_audio
+    print(f"    audio masked on {method.masked_audio:.1%} of the training samples")
+
+# %% [markdown]
+# ### The fix, asserted
+#
+# Fusion Tuning's visual encoder probes clearly above the visual encoder that the pre-trained audio starved, in
+# every seed.
+
+# %%
+CONDITIONS = ["joint, scratch", "joint, pre-trained audio", "two-stage, no mask", "Fusion Tuning"]
+probe = frame().pivot(index="seed", columns="condition", values="visual_probe")[CONDITIONS]
+acc = frame().pivot(index="seed", columns="condition", values="test_acc")[CONDITIONS]
+print("visual probe (test)\n" + probe.round(3).to_string())
+print("fused test accuracy\n" + acc.round(3).to_string())
+gain = probe["Fusion Tuning"] - probe["joint, pre-trained audio"]
+print(f"Fusion Tuning - joint with pre-trained audio, visual probe: {gain.mean():+.3f} ± {gain.std():.3f}")
+assert (gain > 0.05).all() and gain.mean() > 2 * gain.std(), "Fusion Tuning should restore the starved visual encoder"
+
+masking = probe["Fusion Tuning"] - probe["two-stage, no mask"]
+masking_acc = acc["Fusion Tuning"] - acc["two-stage, no mask"]
+def verdict(d):
+    if d.mean() > 0 and d.mean() > 2 * d.std():
+        return "a clear gain"
+    return "small, positive in every seed, within 2 std" if (d > 0).all() else "no clear difference"
+
+
+print(f"masking alone (Fusion Tuning - two-stage, no mask): visual probe {masking.mean():+.3f} ± {masking.std():.3f} "
+      f"({verdict(masking)}), fused accuracy {masking_acc.mean():+.3f} ± {masking_acc.std():.3f} ({verdict(masking_acc)})")
+plots.plot_bars(frame().melt(id_vars=["condition", "seed"], value_vars=["visual_probe", "test_acc"]),
+                x="variable", y="value", hue="condition", title="mean ± std over seeds");
+
+
+# %% [markdown]
+# **What we measured** (CPU, seeds 0–2; the cells above print the numbers of your run):
+#
+# | | visual probe | fused test accuracy | fused val accuracy after epoch 1 |
+# |---|---|---|---|
+# | joint, scratch | 0.356 ± 0.025 | 0.560 ± 0.017 | 0.246 |
+# | joint, pre-trained audio | 0.262 ± 0.047 | 0.536 ± 0.007 | 0.491 |
+# | two-stage, no mask | 0.504 ± 0.041 | 0.704 ± 0.043 | 0.623 |
+# | Fusion Tuning | 0.531 ± 0.051 | 0.713 ± 0.038 | 0.633 |
+#
+# The starvation is large and Fusion Tuning removes it (+0.27 on the visual probe over joint training with the
+# pre-trained audio). But the baseline that separates the stages shows that **most of the gain comes from
+# stage 1**: training the visual encoder alone before the joint run, which the two-stage start without masking
+# gets too. The masking of stage 2 adds little on top at this scale: +0.03 ± 0.01 on the visual probe (positive
+# in every seed, but not beyond twice the spread) and **no clear gain in fused accuracy** (+0.01 ± 0.01). We
+# assert only the first comparison.
+#
+# ## Try it: stage 2 with your settings
+#
+# Press **Run** to train stage 2 (seed 0, about ten seconds) with another threshold, ρ, or the symmetric rule,
+# and compare with the two baselines of seed 0.
+
+# %%
+def try_stage2(threshold=0.3, rho=0.5, rule="as_released"):
+    s1, seed = stage1[SEEDS[0]], SEEDS[0]
+    method = FusionTuning(s1["conf_audio"], s1["conf_visual"], threshold=threshold, eta_audio=ETA, eta_visual=ETA,
+                          rho_audio=rho, rho_visual=rho, rule=rule)
+    model = joint_model(seed, audio_from=s1["audio"], visual_from=s1["visual"])
+    fit(model, seed, method)
+    base = frame().query("seed == @seed").set_index("condition")
+    print(f"masked: audio {method.masked_audio:.1%}, visual {method.masked_visual:.1%} of the samples")
+    print(f"visual probe {linear_probe(model, probe_train, test, 'visual'):.3f} (two-stage, no mask "
+          f"{base.loc['two-stage, no mask', 'visual_probe']:.3f}); fused test {evaluate(model, test)['acc']:.3f} "
+          f"(two-stage, no mask {base.loc['two-stage, no mask', 'test_acc']:.3f})")
+
+
+widgets.interact_manual(try_stage2, threshold=widgets.FloatSlider(value=0.3, min=0.05, max=0.9, step=0.05),
+                        rho=widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05),
+                        rule=widgets.ToggleButtons(options=["as_released", "symmetric"]));
+
+# %% [markdown]
+# ## Summary
+#
+# * Starting the audio encoder from strong pre-trained weights gave the joint model a faster start and a visual
+#   encoder that probes far below the one trained next to a from-scratch audio encoder.
+# * Fusion Tuning trains each encoder alone first (recording each sample's confidence), then fine-tunes the
+#   joint model while masking patches of the more confident modality on samples both find easy. Its visual
+#   encoder is no longer starved, and its fused accuracy (0.71) is far above joint training with the
+#   pre-trained audio (0.54), level with the two-stage start without masking (0.70).
+# * As released, the rule only ever masks the audio; `rule="symmetric"` is the mirror-image variant.
+# * The baseline that separates the stages shows where the gain comes from (table below).
+
+# %%
+summary = plots.summary_table(frame().to_dict("records"), by="condition",
+                              values=["test_acc", "first_epoch_val_acc", "visual_probe"])
+print(summary.loc[CONDITIONS].to_string())
+avlab.course.headline(
+    "04",
+    visual_probe_scratch=mean_std(probe["joint, scratch"])[0],
+    visual_probe_pretrained_audio=mean_std(probe["joint, pre-trained audio"])[0],
+    visual_probe_two_stage=mean_std(probe["two-stage, no mask"])[0],
+    visual_probe_fusion_tuning=mean_std(probe["Fusion Tuning"])[0],
+    acc_scratch=mean_std(acc["joint, scratch"])[0], acc_pretrained_audio=mean_std(acc["joint, pre-trained audio"])[0],
+    acc_two_stage=mean_std(acc["two-stage, no mask"])[0], acc_fusion_tuning=mean_std(acc["Fusion Tuning"])[0],
+)
