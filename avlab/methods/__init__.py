@@ -6,4 +6,6 @@ from avlab.methods.ogm import OGMGE, DiscrepancyMonitor, ogm_coefficients
 from avlab.methods.umt import UMT, ensemble_accuracy, umt_or_ume
 from avlab.methods.zorro_contrastive import ZorroContrastive, info_nce, retrieval_accuracy
 
-__all__ = ["Method", "encoder_parameters"]
+__all__ = ["Method", "encoder_parameters", "ConfidenceRecorder", "FusionTuning", "fusion_tuning_ratios", "mask_patches",
+           "MLB", "mlb_coefficients", "OGMGE", "DiscrepancyMonitor", "ogm_coefficients", "UMT", "ensemble_accuracy",
+           "umt_or_ume", "ZorroContrastive", "info_nce", "retrieval_accuracy"]
