@@ -60,7 +60,7 @@ def ogm_coefficients(logits_audio: torch.Tensor, logits_visual: torch.Tensor, la
 
 def modulate_gradient(grad: torch.Tensor, k: float | torch.Tensor, noise: bool) -> None:
     """In place: grad <- k * grad (+ N(0, std(grad)^2) elementwise, std of the gradient before scaling)."""
-    std = grad.std().item() + 1e-8 if noise and grad.numel() > 1 else None
+    std = grad.std() + 1e-8 if noise and grad.numel() > 1 else None  # a tensor: no device sync
     grad.mul_(k)
     if std is not None:
         grad.add_(torch.randn_like(grad) * std)
