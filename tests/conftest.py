@@ -15,6 +15,15 @@ def tiny_splits(tmp_path_factory):
     return load_avdigits("dominant_audio", cache_dir=cache, n_train=200, n_val=100, n_test=100)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: a second intra-op thread only adds synchronisation (and spins on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _data_dir(tmp_path, monkeypatch):
     # never write into the user's data folder from a test

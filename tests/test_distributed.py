@@ -22,13 +22,7 @@ from avlab.utils import seed_everything
 METHODS = {"joint": lambda: Method(), "ogm_ge": lambda: OGMGE(alpha=0.8)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: a second intra-op thread only adds synchronisation (and spins on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 
 
 class Toy(Dataset):

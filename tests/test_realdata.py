@@ -23,13 +23,7 @@ from avlab.data.recipes import RECIPES  # noqa: E402
 DATASETS = ["cremad", "ave", "kinetics_sounds", "vggsound", "ucf101"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: a second intra-op thread only adds synchronisation (and spins on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 # the papers' input shapes (shared/research/data.md §2.8)
 PAPER_SHAPES = {"cremad": (257, 188), "ave": (257, 1004), "kinetics_sounds": (1024, 128), "vggsound": (129, 626),
                 "ucf101": (257, 136)}
