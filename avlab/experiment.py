@@ -1,11 +1,17 @@
 """One-line runs for the chapters: build the model that fits a dataset, train it, return model and history."""
 from __future__ import annotations
 
+import multiprocessing
+import os
 import statistics
+from concurrent.futures import ProcessPoolExecutor
+
+import torch
 
 from avlab.methods.base import Method
 from avlab.models.classifier import MODALITIES, AVClassifier
 from avlab.train import Run, Trainer, TrainConfig
+from avlab.utils import get_device, seed_everything
 
 
 def build_model(data, fusion: str = "concat", width: int = 8, **kwargs) -> AVClassifier:
@@ -20,9 +26,7 @@ def train_model(splits: dict, method: Method | None = None, fusion: str = "conca
                 **config) -> tuple[AVClassifier, Run]:
     """Train on splits["train"], validating on splits["val"]; `config` goes to TrainConfig (epochs, lr, ...)."""
     config = TrainConfig(seed=seed, modalities=tuple(modalities), **config)
-    # seed before building: the initial weights are part of what a seed fixes
-    from avlab.utils import seed_everything
-    seed_everything(seed)
+    seed_everything(seed)  # before building: the initial weights are part of what a seed fixes
     model = build_model(splits["train"], fusion, width)
     run = Trainer(model, config, method, checkpoint=checkpoint, record=record).fit(splits["train"], splits.get("val"))
     return model, run
@@ -31,3 +35,50 @@ def train_model(splits: dict, method: Method | None = None, fusion: str = "conca
 def mean_std(values) -> tuple[float, float]:
     values = list(values)
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+# ----------------------------------------------------------------------------- many runs at once
+
+def train_many(splits: dict, jobs: list[dict], workers: int | None = None, **common) -> list[tuple[AVClassifier, Run]]:
+    """`train_model(splits, **common, **job)` for every job, in order; returns [(model, run), ...].
+
+    A job is a dict of train_model's arguments, e.g. `dict(method=MLB(alpha=0.8), fusion="sum", seed=1)`.
+    On the CPU the jobs run in `workers` processes of one thread each (default: one per CPU core). A model this
+    small cannot keep two cores busy from one process: on 2 cores, two one-thread processes get through six of
+    chapter 01's runs 1.37x sooner than one process with two threads, start-up included
+    (benchmarks/bench_sweep.py). With `workers=0`, or on a GPU, the jobs run one after the other in this process.
+
+    Runs are seeded as in train_model; a run's last digits can differ with the number of threads it ran on.
+    """
+    jobs = [{**common, **job} for job in jobs]
+    if workers is None:
+        on_cpu = get_device(common.get("device", "auto")).type == "cpu"
+        workers = min(len(jobs), _cpu_count()) if on_cpu else 0
+    if workers <= 1:
+        return [train_model(splits, **job) for job in jobs]
+    # spawn, not fork: a forked child of a process that has run OpenMP threads can hang
+    context = multiprocessing.get_context("spawn")
+    needed = {k: splits[k] for k in ("train", "val") if k in splits}
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_setup, initargs=(needed,)) as pool:
+        futures = [pool.submit(_worker_train, job) for job in jobs]
+        try:
+            return [future.result() for future in futures]
+        finally:  # after a failure (or an interrupt), drop the jobs that have not started
+            pool.shutdown(cancel_futures=True)
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+_WORKER_SPLITS: dict = {}
+
+
+def _worker_setup(splits: dict) -> None:
+    torch.set_num_threads(1)
+    _WORKER_SPLITS.update(splits)
+
+
+def _worker_train(job: dict) -> tuple[AVClassifier, Run]:
+    model, run = train_model(_WORKER_SPLITS, **job)
+    return model.cpu(), run

@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from avlab.experiment import build_model, train_model
-from avlab.methods import Method
+from avlab.experiment import build_model, train_many, train_model
+from avlab.methods import MLB, Method
 from avlab.train import Trainer, TrainConfig, evaluate
 
 FAST = dict(epochs=2, batch_size=32, progress=False)
@@ -122,3 +122,19 @@ def test_amp_on_cuda_gives_methods_unscaled_gradients(tiny_splits):
     model = build_model(tiny_splits["train"], width=4)
     Trainer(model, TrainConfig(epochs=1, progress=False), Peek()).fit(tiny_splits["train"])
     assert seen["scale"] > 1 and seen["norm"] < 1e3  # scaled gradients would be ~65536x larger
+
+
+def test_train_many_in_worker_processes_matches_one_process(tiny_splits, one_thread):
+    jobs = [dict(seed=1), dict(method=MLB(alpha=0.8), fusion="sum", seed=2)]
+    in_workers = train_many(tiny_splits, jobs, workers=2, width=4, **FAST)
+    in_process = train_many(tiny_splits, jobs, workers=0, width=4, **FAST)
+    for (model_w, run_w), (model_p, run_p) in zip(in_workers, in_process):
+        assert torch.equal(weights(model_w), weights(model_p))
+        assert [h["val_acc"] for h in run_w.history] == [h["val_acc"] for h in run_p.history]
+    assert type(in_workers[1][0].fusion).__name__ == type(in_process[1][0].fusion).__name__
+    assert in_workers[1][1].history[-1]["mlb_k_audio"] == in_process[1][1].history[-1]["mlb_k_audio"]
+
+
+def test_train_many_reports_a_failing_job(tiny_splits):
+    with pytest.raises(ValueError, match="nope"):
+        train_many(tiny_splits, [dict(seed=0), dict(fusion="nope")], workers=2, width=4, **FAST)
