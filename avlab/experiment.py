@@ -48,7 +48,8 @@ def train_many(splits: dict, jobs: list[dict], workers: int | None = None, **com
     chapter 01's runs 1.37x sooner than one process with two threads, start-up included
     (benchmarks/bench_sweep.py). With `workers=0`, or on a GPU, the jobs run one after the other in this process.
 
-    Runs are seeded as in train_model; a run's last digits can differ with the number of threads it ran on.
+    Runs are seeded as in train_model and repeat exactly at a fixed number of threads. On another thread count
+    the rounding differs, and a small model's training can drift far from there: compare runs made alike.
     """
     jobs = [{**common, **job} for job in jobs]
     if workers is None:
