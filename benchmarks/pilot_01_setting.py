@@ -33,9 +33,9 @@ def main():
         start = time.perf_counter()
         splits = load_avdigits("dominant_audio", **SIZES, **overrides)
         train = {**TRAIN, "epochs": 5 if overrides["frames"] == 4 else 6}
-        groups = {"alone": dict(modalities=("visual",)), "joint": dict(method=DiscrepancyMonitor()),
-                  "MLB": dict(method=MLB(alpha=0.8))}
-        jobs = [dict(seed=seed, **extra) for extra in groups.values() for seed in SEEDS]
+        groups = {"alone": lambda: dict(modalities=("visual",)), "joint": lambda: dict(method=DiscrepancyMonitor()),
+                  "MLB": lambda: dict(method=MLB(alpha=0.8))}  # a fresh method object for every run
+        jobs = [dict(seed=seed, **extra()) for extra in groups.values() for seed in SEEDS]
         models = [model for model, _ in train_many(splits, jobs, **train)]
         scores = {}
         for i, group in enumerate(groups):
