@@ -57,7 +57,8 @@ def train_many(splits: dict, jobs: list[dict], workers: int | None = None, **com
         workers = min(len(jobs), _cpu_count()) if on_cpu else 0
     if workers <= 1:
         return [train_model(splits, **job) for job in jobs]
-    # spawn, not fork: a forked child of a process that has run OpenMP threads can hang
+    # spawn, not fork: this usually runs in a notebook kernel, a process with threads of its own (ZeroMQ,
+    # OpenMP), and forking a threaded process is unsafe
     context = multiprocessing.get_context("spawn")
     needed = {k: splits[k] for k in ("train", "val") if k in splits}
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_setup, initargs=(needed,)) as pool:

@@ -16,6 +16,7 @@ and `setup` once, `on_epoch_start` / `on_epoch_end` around each epoch (schedules
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 class Method:
@@ -49,6 +50,17 @@ class Method:
         """Hyper-parameters, for the run record: every public attribute that is a plain value."""
         return {k: v for k, v in vars(self).items()
                 if not k.startswith("_") and isinstance(v, (int, float, str, bool, tuple, list, type(None)))}
+
+
+def true_class_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B,) softmax probability of each sample's true class, detached, in float32: the score OGM-GE and MLB
+    balance on and Fusion Tuning's per-sample confidence."""
+    return F.softmax(logits.detach().float(), dim=1).gather(1, labels.view(-1, 1)).squeeze(1)
+
+
+def in_window(epoch: int, start: int, end: int | None) -> bool:
+    """Whether `epoch` lies in the inclusive window start..end (end None: to the last epoch)."""
+    return start <= epoch and (end is None or epoch <= end)
 
 
 def encoder_parameters(model, modality: str, conv_only: bool = False):

@@ -23,9 +23,8 @@ sample is seen; for a clip, each frame draws its own patches.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from avlab.methods.base import Method
+from avlab.methods.base import Method, true_class_confidence
 
 RULES = ("as_released", "symmetric")
 RATIO_MODES = ("conf", "mean")
@@ -46,8 +45,7 @@ class ConfidenceRecorder(Method):
 
     def after_backward(self, out, batch, trainer) -> dict:
         with torch.no_grad():
-            logits = out[self.source].float()
-            conf = F.softmax(logits, 1).gather(1, batch["label"].view(-1, 1)).squeeze(1).cpu().double()
+            conf = true_class_confidence(out[self.source], batch["label"]).cpu().double()
             index = torch.as_tensor(batch["index"]).cpu().long()
             if index.max() >= self.num_samples:
                 raise IndexError(f"sample index {int(index.max())} >= num_samples={self.num_samples}")

@@ -38,17 +38,15 @@ def mlb_coefficients(logits: dict[str, torch.Tensor], labels: torch.Tensor, alph
         raise ValueError(f"MLB balances two or more modalities, got {names}")
     s = {m: true_class_score(logits[m], labels, reduce="mean") for m in names}
     r = {m: torch.stack([s[o] for o in names if o != m]).mean() / s[m] for m in names}
-    k = {}
-    for m in names:
-        beta = (beta_max if beta_max is not None else 2.0) if r[m] > 1 else 2.0
-        k[m] = 1 + (beta - 1) * torch.tanh(alpha * (r[m] - 1))
+    k = {m: mlb_coefficient(r[m], alpha, beta_max) for m in names}
     return {"score": s, "ratio": r, "k": k}
 
 
-def mlb_coefficient(ratio: float, alpha: float, beta_max: float | None = None) -> float:
-    """k for one ratio r (plain floats, for plots): 1 + (beta - 1) tanh(alpha (r - 1))."""
+def mlb_coefficient(ratio, alpha: float, beta_max: float | None = None):
+    """k for one ratio r, a float (for plots) or a 0-d tensor: 1 + (beta - 1) tanh(alpha (r - 1))."""
     beta = (beta_max if beta_max is not None else 2.0) if ratio > 1 else 2.0
-    return 1 + (beta - 1) * math.tanh(alpha * (ratio - 1))
+    tanh = torch.tanh if torch.is_tensor(ratio) else math.tanh
+    return 1 + (beta - 1) * tanh(alpha * (ratio - 1))
 
 
 def fusion_gradient_parts(fusion: torch.nn.Module, name: str, modality: str) -> list[tuple[torch.Tensor, slice]]:

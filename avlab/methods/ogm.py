@@ -25,16 +25,15 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
-from avlab.methods.base import Method, encoder_parameters
+from avlab.methods.base import Method, encoder_parameters, in_window, true_class_confidence
 
 MODALITY_PAIR = ("audio", "visual")
 
 
 def true_class_score(logits: torch.Tensor, labels: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
     """Softmax probability of the true class, summed (OGM-GE) or averaged (MLB) over the batch."""
-    p = F.softmax(logits.detach().float(), dim=1).gather(1, labels.view(-1, 1)).squeeze(1)
+    p = true_class_confidence(logits, labels)
     return p.sum() if reduce == "sum" else p.mean()
 
 
@@ -114,7 +113,7 @@ class OGMGE(DiscrepancyMonitor):
         self.name = "ogm_ge" if noise else "ogm"
 
     def active(self, epoch: int) -> bool:
-        return self.start <= epoch and (self.end is None or epoch <= self.end)
+        return in_window(epoch, self.start, self.end)
 
     def after_backward(self, out: dict, batch: dict, trainer) -> dict:
         logs = super().after_backward(out, batch, trainer)

@@ -21,7 +21,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from avlab.methods.base import Method
+from avlab.methods.base import Method, in_window
 from avlab.evaluation import predict
 
 
@@ -45,7 +45,7 @@ class UMT(Method):
             encoder.to(trainer.device)
 
     def active(self, epoch: int) -> bool:
-        return self.start <= epoch and (self.end is None or epoch <= self.end)
+        return in_window(epoch, self.start, self.end)
 
     def losses(self, out, batch, trainer):
         if not self.active(trainer.epoch):
