@@ -32,14 +32,6 @@ def make_fixture(dataset: str, folder: Path, clips: int, seconds: float, video_s
                     seconds=seconds, size=video_size)
 
 
-def options(dataset: str, info: dict) -> dict:
-    if dataset == "cremad":
-        return {"split_files": info["split_files"]}
-    if dataset == "kinetics_sounds":
-        return {"classes": info["classes_file"]}
-    return {}
-
-
 def loader_rate(data, batch_size: int, workers: int, batches: int) -> float:
     loader = DataLoader(data, batch_size, shuffle=True, num_workers=workers, drop_last=True,
                         persistent_workers=False)
@@ -98,7 +90,7 @@ def main():
         for workers in sorted({0, args.workers}):
             out = folder / f"out{workers}"
             report = preprocess(args.dataset, folder / "raw", out, workers=workers, progress=False,
-                                **options(args.dataset, info))
+                                **info["options"])
             rows.append((f"preprocess, {workers} workers", report.clips_per_second, "clips/s"))
         splits = load_real(args.dataset, folder / f"out{args.workers}", image_size=args.image_size)
         train = splits["train"]

@@ -29,14 +29,6 @@ PAPER_SHAPES = {"cremad": (257, 188), "ave": (257, 1004), "kinetics_sounds": (10
                 "ucf101": (257, 136)}
 
 
-def reader_options(dataset, info):
-    if dataset == "cremad":
-        return {"split_files": info["split_files"]}
-    if dataset == "kinetics_sounds":
-        return {"classes": info["classes_file"]}
-    return {}
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """Every dataset's raw fixture, preprocessed once into one root."""
@@ -44,8 +36,7 @@ def built(tmp_path_factory):
     out = {}
     for dataset in DATASETS:
         info = make_raw(dataset, base / "raw" / dataset, clips_per_class=2, num_classes=3, seconds=2.0)
-        report = preprocess(dataset, base / "raw" / dataset, base / "out", progress=False,
-                            **reader_options(dataset, info))
+        report = preprocess(dataset, base / "raw" / dataset, base / "out", progress=False, **info["options"])
         out[dataset] = (info, report)
     return base, out
 

@@ -84,7 +84,7 @@ def make_raw(dataset: str, folder: str | Path, clips_per_class: int = 2, num_cla
              seconds: float = 2.0, seed: int = 0, size: int | tuple[int, int] = 32) -> dict:
     """Write a tiny raw download of `dataset` into `folder` (videos of `size` pixels, W = H or (W, H), 10 fps);
     returns what was written ({"classes", "clips", plus dataset-specific paths: "split_files" for CREMA-D,
-    "classes_file" for Kinetics-Sounds})."""
+    "classes_file" for Kinetics-Sounds}) and "options", the reader options `preprocess` needs for it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     k = 0
@@ -116,8 +116,9 @@ def make_raw(dataset: str, folder: str | Path, clips_per_class: int = 2, num_cla
         for split, keep in (("train", lambda c: c not in test), ("test", lambda c: c in test)):
             with open(split_dir / f"{split}.csv", "w", encoding="utf-8-sig", newline="") as f:  # with a BOM, as OGM-GE's
                 f.writelines(f"{c},{emo}\n" for c, emo in clips if keep(c))
-        return {"classes": emotions, "clips": clips,
-                "split_files": {"train": split_dir / "train.csv", "test": split_dir / "test.csv"}}
+        split_files = {"train": split_dir / "train.csv", "test": split_dir / "test.csv"}
+        return {"classes": emotions, "clips": clips, "split_files": split_files,
+                "options": {"split_files": split_files}}
 
     names = [f"class {chr(65 + c)}" for c in range(num_classes)]
     if dataset == "ave":
@@ -133,7 +134,7 @@ def make_raw(dataset: str, folder: str | Path, clips_per_class: int = 2, num_cla
         for split, lines in rows.items():
             (folder / f"{split}Set.txt").write_text("\n".join(lines) + "\n")
         (folder / "Annotations.txt").write_text("\n".join([header] + [l for ls in rows.values() for l in ls]) + "\n")
-        return {"classes": names, "clips": [l.split("&")[1] for ls in rows.values() for l in ls]}
+        return {"classes": names, "clips": [l.split("&")[1] for ls in rows.values() for l in ls], "options": {}}
 
     if dataset == "kinetics_sounds":
         names = names + ["not a sound class"]  # a Kinetics class outside the Kinetics-Sounds subset
@@ -151,7 +152,8 @@ def make_raw(dataset: str, folder: str | Path, clips_per_class: int = 2, num_cla
             (folder / "annotations" / f"{split}.csv").write_text("\n".join(lines) + "\n")
         classes_file = folder / "kinetics_sounds_classes.txt"
         classes_file.write_text("\n".join(names[:-1]) + "\n")
-        return {"classes": names[:-1], "clips": clips, "classes_file": classes_file}
+        return {"classes": names[:-1], "clips": clips, "classes_file": classes_file,
+                "options": {"classes": classes_file}}
 
     if dataset == "vggsound":
         names = [f"sound {chr(97 + c)}, loud" for c in range(num_classes)]  # VGGSound labels may hold commas
@@ -163,7 +165,7 @@ def make_raw(dataset: str, folder: str | Path, clips_per_class: int = 2, num_cla
                 rows.append([yid, start, name, "test" if i == clips_per_class else "train"])
         with open(folder / "vggsound.csv", "w", newline="") as f:
             csv.writer(f).writerows(rows)
-        return {"classes": names, "clips": [f"{r[0]}_{r[1]:06d}" for r in rows]}
+        return {"classes": names, "clips": [f"{r[0]}_{r[1]:06d}" for r in rows], "options": {}}
 
     if dataset == "ucf101":
         names = [f"Action{chr(65 + c)}" for c in range(num_classes + 1)]  # the last class has no sound at all
@@ -181,7 +183,7 @@ def make_raw(dataset: str, folder: str | Path, clips_per_class: int = 2, num_cla
             (lists / f"trainlist0{fold}.txt").write_text(
                 "".join(f"{p} {names.index(p.split('/')[0]) + 1}\n" for p in train))
             (lists / f"testlist0{fold}.txt").write_text("".join(f"{p}\n" for p in test))
-        return {"classes": names[:-1], "clips": [Path(p).stem for p in train + test]}
+        return {"classes": names[:-1], "clips": [Path(p).stem for p in train + test], "options": {}}
 
     raise ValueError(f"unknown dataset {dataset!r}")
 
