@@ -94,6 +94,9 @@ def main():
             rows.append((f"preprocess, {workers} workers", report.clips_per_second, "clips/s"))
         splits = load_real(args.dataset, folder / f"out{args.workers}", image_size=args.image_size)
         train = splits["train"]
+        if len(train) < 2 * args.batch_size:  # the loader rate is timed from the second full batch on
+            raise SystemExit(f"--clips {args.clips} gives {len(train)} training clips; timing the loader needs at "
+                             f"least two batches of --batch-size {args.batch_size}")
         sample = train[0]
         print(f"item: audio {tuple(sample['audio'].shape)}, visual {tuple(sample['visual'].shape)}")
         for workers in sorted({0, args.workers}):
