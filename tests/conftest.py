@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,13 @@ def tiny_splits(tmp_path_factory):
 
     cache = tmp_path_factory.mktemp("avdigits")
     return load_avdigits("dominant_audio", cache_dir=cache, n_train=200, n_val=100, n_test=100)
+
+
+@pytest.fixture(scope="session")
+def avdigits_cache(tiny_splits, tmp_path_factory):
+    """The folder that holds tiny_splits' cache, for tests that load the same data again (the command line)."""
+    key = tiny_splits["train"].config.audio_key()
+    return next(Path(tmp_path_factory.getbasetemp()).glob(f"avdigits*/audio-{key}.npz")).parent
 
 
 @pytest.fixture(scope="module")

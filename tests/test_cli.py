@@ -3,7 +3,6 @@ real-layout fixture; records, checkpoints, resuming, the method registry and its
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,12 +11,6 @@ from avlab import cli
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
-
-
-@pytest.fixture(scope="module")
-def avdigits_cache(tiny_splits, tmp_path_factory):
-    key = tiny_splits["train"].config.audio_key()
-    return next(Path(tmp_path_factory.getbasetemp()).glob(f"avdigits*/audio-{key}.npz")).parent
 
 
 def digits(cache, out, *extra):

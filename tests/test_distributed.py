@@ -85,12 +85,6 @@ def _job(out_dir: str, cache_dir: str):
 
 
 @pytest.fixture(scope="module")
-def avdigits_cache(tiny_splits, tmp_path_factory):
-    key = tiny_splits["train"].config.audio_key()
-    return next(Path(tmp_path_factory.getbasetemp()).glob(f"avdigits*/audio-{key}.npz")).parent
-
-
-@pytest.fixture(scope="module")
 def ddp_runs(tmp_path_factory, avdigits_cache):
     out = tmp_path_factory.mktemp("ddp")
     D.launch(_job, 2, str(out), str(avdigits_cache))
