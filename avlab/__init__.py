@@ -12,6 +12,6 @@ def __getattr__(name):
     import importlib
 
     if name in {"cli", "course", "data", "diagnostics", "distributed", "evaluation", "experiment", "methods", "models",
-                "plots", "train", "utils"}:
+                "plots", "train", "utils", "weights"}:
         return importlib.import_module(f"avlab.{name}")
     raise AttributeError(f"module 'avlab' has no attribute {name!r}")

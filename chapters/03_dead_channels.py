@@ -44,14 +44,14 @@ from torch import nn
 
 import avlab.course
 from avlab import plots
-from avlab.abri import ABRiBatchNorm2d, apply_abri, mixing_weights, reset_bn
+from avlab.methods.abri import ABRiBatchNorm2d, apply_abri, mixing_weights, reset_bn
 from avlab.data import load_avdigits
-from avlab.dead_channels import (activation_rates, bn_layers, bn_parameters, dead_channel_rows, dead_fraction,
+from avlab.diagnostics.dead_channels import (activation_rates, bn_layers, bn_parameters, dead_channel_rows, dead_fraction,
                                  filter_gradient_norms, stage_of)
 from avlab.experiment import build_model, mean_std
-from avlab.pretrain import CHECKPOINT, pretrained_visual_state
+from avlab.weights.pretrain import CHECKPOINT, pretrained_visual_state
 from avlab.train import Trainer, TrainConfig, evaluate
-from avlab.transfer import collapse_input_channels, cross_modal_init, torchvision_resnet18_state_dict
+from avlab.weights.transfer import collapse_input_channels, cross_modal_init, torchvision_resnet18_state_dict
 from avlab.utils import REPO_ROOT, seed_everything
 
 # %% [markdown]
@@ -61,7 +61,7 @@ from avlab.utils import REPO_ROOT, seed_everything
 # to a spectrogram encoder. That needs a download, so it is what this notebook does **on Colab**
 # (`USE_IMAGENET` below). Everywhere else, and in the course's tests, there is no network: `avlab` ships its own
 # small pre-trained image network, the width-8 ResNet-18 of the visual encoder, trained on the AV-Digits
-# *visual* task (clean digit clips) by `python -m avlab.pretrain`.
+# *visual* task (clean digit clips) by `python -m avlab.weights.pretrain`.
 #
 # **Said plainly: at this scale the dead channels have to be induced.** A width-8 network pre-trained on
 # 1,800 digit images ends up with no small-|γ| channels (our research notes measured this). So the pre-training
@@ -97,7 +97,7 @@ else:
 # %%
 def make_resnet(state=None):
     from avlab.models import ResNet18
-    from avlab.transfer import load_resnet_weights
+    from avlab.weights.transfer import load_resnet_weights
 
     net = ResNet18(1, WIDTH)
     if state is not None:
@@ -144,7 +144,7 @@ fig.tight_layout()
 # ## Metering dead channels
 #
 # Weights are half the story: whether a channel is dead depends on what it outputs. The meter
-# (`avlab.dead_channels.activation_rates`) puts a forward hook on every BN layer and counts, over a dataset,
+# (`avlab.diagnostics.dead_channels.activation_rates`) puts a forward hook on every BN layer and counts, over a dataset,
 # the fraction of positions (sample × height × width) at which each channel's output exceeds ε = 0.01, i.e. at
 # which the ReLU after it lets something through. A channel active on fewer than `threshold` = 1 % of its
 # positions is **dead**. (For the second BN of a residual block the ReLU comes after the skip connection is
@@ -198,7 +198,7 @@ print("conv1 kernel", tuple(kernel.shape), "->", tuple(collapse_input_channels(k
 # * **cross-modal**: the pre-trained image network, as is;
 # * **ABRi**: the pre-trained image network with every BN paired with a fresh twin (below);
 # * **BN reset**: the pre-trained image network with every BN reset to γ = 1, β = 0 and fresh statistics, the
-#   authors' own naive baseline (`naive_bn_random`, here `avlab.abri.reset_bn`).
+#   authors' own naive baseline (`naive_bn_random`, here `avlab.methods.abri.reset_bn`).
 #
 # Each is trained for 8 epochs (Adam, lr 1e-3) with three seeds; dead channels are metered on the test set with
 # the trained network.
@@ -208,7 +208,7 @@ print("conv1 kernel", tuple(kernel.shape), "->", tuple(collapse_input_channels(k
 #
 # Every BN of the initialised encoder (the stem, both BNs of every block, the downsample BNs) gets a twin BN_new
 # with γ = 1, β = 0, running mean 0 and variance 1. Both normalise the same conv output x, and a learnable weight
-# mixes them (`avlab/abri.py`, from the authors' `models/abri_backbone.py`):
+# mixes them (`avlab/methods/abri.py`, from the authors' `models/abri_backbone.py`):
 #
 # $$y = w \cdot \mathrm{BN}_{pre}(x) + (1 - w) \cdot \mathrm{BN}_{new}(x)$$
 #
@@ -220,7 +220,7 @@ print("conv1 kernel", tuple(kernel.shape), "->", tuple(collapse_input_channels(k
 #
 # ### Exercise 2: the ABRi mix
 #
-# Write the forward of the pair, and check it against `avlab.abri.ABRiBatchNorm2d`.
+# Write the forward of the pair, and check it against `avlab.methods.abri.ABRiBatchNorm2d`.
 
 # %%
 def abri_forward(w: torch.Tensor, bn_pre: nn.Module, bn_new: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -231,7 +231,7 @@ def abri_forward(w: torch.Tensor, bn_pre: nn.Module, bn_new: nn.Module, x: torch
 pair = ABRiBatchNorm2d(make_resnet(source_state).layer2[0].bn1, mode="channel")
 x = torch.randn(16, pair.num_features, 4, 4)
 torch.testing.assert_close(abri_forward(pair.mix, pair.pre, pair.new, x), pair(x))
-print("matches avlab.abri.ABRiBatchNorm2d")
+print("matches avlab.methods.abri.ABRiBatchNorm2d")
 
 
 # %% [markdown]

@@ -8,11 +8,11 @@ import torch
 import torchvision
 from torch import nn
 
-from avlab.abri import ABRiBatchNorm2d, apply_abri, mixing_weights, reset_bn
-from avlab.dead_channels import (activation_rates, bn_layers, bn_parameters, conv_feeding, dead_channel_rows,
+from avlab.methods.abri import ABRiBatchNorm2d, apply_abri, mixing_weights, reset_bn
+from avlab.diagnostics.dead_channels import (activation_rates, bn_layers, bn_parameters, conv_feeding, dead_channel_rows,
                                  dead_fraction, effective_affine, filter_gradient_norms)
 from avlab.models import AVClassifier, ResNet18
-from avlab.transfer import collapse_input_channels, load_resnet_weights, torchvision_resnet18_state_dict
+from avlab.weights.transfer import collapse_input_channels, load_resnet_weights, torchvision_resnet18_state_dict
 
 
 def _pretrained_like(net: nn.Module, seed: int = 0) -> nn.Module:
@@ -235,7 +235,7 @@ def test_cross_modal_init_with_a_prefixed_state_dict():
 # ----------------------------------------------------------------------------- the shipped checkpoint
 
 def test_shipped_pretrained_checkpoint_has_small_bn_channels():
-    from avlab.pretrain import CHECKPOINT, pretrained_visual_state
+    from avlab.weights.pretrain import CHECKPOINT, pretrained_visual_state
     from avlab.utils import REPO_ROOT
 
     folder = REPO_ROOT / "data" / "pretrained"
@@ -255,7 +255,7 @@ def test_shipped_pretrained_checkpoint_has_small_bn_channels():
 
 def test_gamma_l1_pretraining_loss(tiny_splits):
     from avlab.experiment import train_model
-    from avlab.pretrain import GammaL1
+    from avlab.weights.pretrain import GammaL1
 
     _, run = train_model(tiny_splits, GammaL1(1e-2), modalities=("visual",), width=4, epochs=1, progress=False)
     # 20 BN layers of a width-4 ResNet-18 hold 300 channels with gamma = 1 at init: 1e-2 * 300 = 3

@@ -11,7 +11,7 @@ network slimming (Liu et al. 2017):
 which drives part of the channels to gamma ~ 0 and, through weight decay, beta ~ 0: the dead channels that
 large-scale pre-training leaves behind, induced on purpose. This is said plainly in the chapter.
 
-    python -m avlab.pretrain            # writes data/pretrained/visual_resnet18_w8_slim.pt and .json
+    python -m avlab.weights.pretrain            # writes data/pretrained/visual_resnet18_w8_slim.pt and .json
 
 `pretrained_visual_state()` loads the shipped file (or, where it is missing, e.g. on a pip install, runs the
 same pre-training again and caches it).
@@ -64,7 +64,7 @@ class PretrainConfig:
 def pretrain_visual(config: PretrainConfig | None = None, progress: bool = False) -> tuple[dict, dict]:
     """Train the visual encoder alone with the gamma-L1 penalty; returns (backbone state dict, info)."""
     from avlab.data import load_avdigits
-    from avlab.dead_channels import bn_parameters
+    from avlab.diagnostics.dead_channels import bn_parameters
     from avlab.diagnostics import linear_probe
     from avlab.experiment import train_model
 
@@ -95,7 +95,7 @@ def save_pretrained(state: dict, info: dict, folder: str | Path) -> Path:
         "file": CHECKPOINT, "sha256": digest,
         "what": "avlab.models.ResNet18(in_channels=1, width=8) state dict (float16 on disk): the visual "
                 "encoder's backbone",
-        "how": "python -m avlab.pretrain (avlab.pretrain.pretrain_visual): AV-Digits visual task alone, CE plus "
+        "how": "python -m avlab.weights.pretrain (avlab.weights.pretrain.pretrain_visual): AV-Digits visual task alone, CE plus "
                "network-slimming L1 on every BN gamma, seeded and deterministic on the CPU",
         "why_l1": "without it no dead BN channels appear at this scale (shared/research/data.md 3.3); the L1 "
                   "induces the small-|gamma|, small-|beta| channels that ImageNet pre-training leaves",
@@ -114,8 +114,8 @@ def pretrained_visual_state(build: bool = True, progress: bool = False) -> dict:
             state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=True)
             return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     if not build:
-        raise FileNotFoundError(f"{CHECKPOINT} not found; run `python -m avlab.pretrain` to make it")
-    print(f"{CHECKPOINT} not found: pre-training it now (python -m avlab.pretrain does the same)")
+        raise FileNotFoundError(f"{CHECKPOINT} not found; run `python -m avlab.weights.pretrain` to make it")
+    print(f"{CHECKPOINT} not found: pre-training it now (python -m avlab.weights.pretrain does the same)")
     state, info = pretrain_visual(progress=progress)
     save_pretrained(state, info, data_dir() / "pretrained")
     return state

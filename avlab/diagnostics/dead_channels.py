@@ -14,7 +14,7 @@ gradient: the channel is *dead*. The meter reads two things per BN layer:
 For the first BN of a block (and the stem) the ReLU follows the BN directly, so "output > eps" is exactly
 "post-ReLU output > eps". For the second BN of a block and the downsample BN the ReLU comes after the residual
 sum; there the meter reads the channel's own branch: a channel that never exceeds eps adds nothing positive to
-the sum. An ABRi pair (`avlab.abri.ABRiBatchNorm2d`) is metered as one layer, on its mixed output.
+the sum. An ABRi pair (`avlab.methods.abri.ABRiBatchNorm2d`) is metered as one layer, on its mixed output.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 
 def _abri_type():
-    from avlab.abri import ABRiBatchNorm2d  # local import: abri does not depend on this module
+    from avlab.methods.abri import ABRiBatchNorm2d  # local import: abri does not depend on this module
 
     return ABRiBatchNorm2d
 
