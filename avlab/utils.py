@@ -35,9 +35,27 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
+def in_clone() -> bool:
+    """True when avlab runs from a git checkout (editable or source install), not from an installed wheel."""
+    return (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / ".git").exists()  # .git: a file in a worktree
+
+
+def data_location() -> tuple[Path, str]:
+    """Where avlab keeps generated datasets and caches, and why there: `$AVLAB_DATA`; else `data/` of the clone
+    avlab runs from (a git checkout with pyproject.toml beside the package: an editable or source install);
+    else the user's cache folder. Never inside site-packages: an installed wheel must not write into itself."""
+    if os.environ.get("AVLAB_DATA"):
+        return Path(os.environ["AVLAB_DATA"]).expanduser(), "from $AVLAB_DATA"
+    if in_clone():
+        return REPO_ROOT / "data", "the clone's data folder"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("avlab")), "the user's cache folder"
+
+
 def data_dir() -> Path:
-    """Where generated datasets and shipped checkpoints live: `$AVLAB_DATA`, else `data/` in the repo."""
-    path = Path(os.environ.get("AVLAB_DATA", REPO_ROOT / "data"))
+    """The folder of `data_location()`, created if missing."""
+    path = data_location()[0]
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -60,7 +78,8 @@ def about() -> None:
     """Print versions, the device avlab will use and the data folder: the first cell of every chapter."""
     from avlab import __version__
 
-    info = {"avlab": __version__, **versions(), "device": str(get_device()), "data": str(data_dir()),
+    folder, why = data_location()
+    info = {"avlab": __version__, **versions(), "device": str(get_device()), "data": f"{folder}  ({why})",
             "threads": torch.get_num_threads()}
     width = max(map(len, info))
     for key, value in info.items():

@@ -11,10 +11,11 @@ network slimming (Liu et al. 2017):
 which drives part of the channels to gamma ~ 0 and, through weight decay, beta ~ 0: the dead channels that
 large-scale pre-training leaves behind, induced on purpose. This is said plainly in the chapter.
 
-    python -m avlab.weights.pretrain            # writes data/pretrained/visual_resnet18_w8_slim.pt and .json
+    python -m avlab.weights.pretrain     # writes avlab/weights/pretrained/visual_resnet18_w8_slim.pt and .json
 
-`pretrained_visual_state()` loads the shipped file (or, where it is missing, e.g. on a pip install, runs the
-same pre-training again and caches it).
+The checkpoint and its provenance ship inside the package (package data, so a pip-installed avlab has the same
+bytes). `pretrained_visual_state()` loads it (or, where it is missing, runs the same pre-training again and
+caches the result in the data folder).
 """
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ import torch
 from torch import nn
 
 from avlab.methods.base import Method
-from avlab.utils import REPO_ROOT, data_dir, versions
+from avlab.utils import data_dir, in_clone, versions
 
 CHECKPOINT = "visual_resnet18_w8_slim.pt"
+SHIPPED = Path(__file__).resolve().parent / "pretrained"  # package data: in the wheel, next to this file
 
 
 class GammaL1(Method):
@@ -107,9 +109,9 @@ def save_pretrained(state: dict, info: dict, folder: str | Path) -> Path:
 
 
 def pretrained_visual_state(build: bool = True, progress: bool = False) -> dict:
-    """The shipped checkpoint (`$AVLAB_DATA/pretrained/`, else the repository's `data/pretrained/`); where
-    neither exists, pre-train it again with the recorded settings (a minute or two on a CPU) and cache it."""
-    for folder in (data_dir() / "pretrained", REPO_ROOT / "data" / "pretrained"):
+    """The checkpoint shipped in the package (`avlab/weights/pretrained/`), else one cached in the data folder;
+    where neither exists, pre-train it again with the recorded settings (a minute or two on a CPU) and cache it."""
+    for folder in (SHIPPED, data_dir() / "pretrained"):
         if (folder / CHECKPOINT).exists():
             state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=True)
             return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
@@ -121,9 +123,16 @@ def pretrained_visual_state(build: bool = True, progress: bool = False) -> dict:
     return state
 
 
+def pretrained_provenance() -> dict:
+    """How the shipped checkpoint was made (settings, sha256, accuracy, small-channel fraction); {} if absent."""
+    path = SHIPPED / (Path(CHECKPOINT).stem + ".json")
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(REPO_ROOT / "data" / "pretrained"))
+    # a clone re-makes the shipped file; an installed avlab writes to its data folder, never into site-packages
+    parser.add_argument("--out", default=str(SHIPPED if in_clone() else data_dir() / "pretrained"))
     defaults = PretrainConfig()
     for name, value in asdict(defaults).items():
         kind = type(value) if value is not None else str
