@@ -25,11 +25,28 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent  # avlab/ lives at the repo root
 
+# The set-up cell: `build` rewrites each solution's first code cell from this template, stamped with the version of
+# pyproject.toml and an install line that [tool.avlab] colab-install picks. Only the extras in the brackets of the
+# cell's `avlab[...]` are the chapter's own choice (most chapters need none); `build` keeps them.
 COLAB_SETUP_CELL = '''\
-# Colab set-up: installs avlab (Colab keeps its own torch). Does nothing elsewhere.
-import sys, subprocess
+# Colab set-up: installs avlab {version}, the version this notebook was written for (Colab keeps its own torch).
+# Does nothing elsewhere. KEEP_DATA_ON_DRIVE = True keeps avlab's data folder on your Google Drive across sessions.
+KEEP_DATA_ON_DRIVE = False
+AVLAB = "{requirement}"
+import os, subprocess, sys
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "avlab"], check=True)'''
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", AVLAB], check=True)
+    if KEEP_DATA_ON_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["AVLAB_DATA"] = "/content/drive/MyDrive/avlab-data"'''
+SETUP_MARK = "# Colab set-up"
+SETUP_EXTRAS = re.compile(r'"avlab(?:\[([^\]]*)\])?(?:==| @|")')  # "avlab", "avlab[real]==0.1", "avlab @ git+..."
+BADGE_MARK = "[![Open In Colab]"
+BADGE = (BADGE_MARK + "(https://colab.research.google.com/assets/colab-badge.svg)]({url})\n\n"
+         "On Colab, ask for a GPU first: *Runtime → Change runtime type → GPU*; then run the cells in order.")
+COLAB_URL = "https://colab.research.google.com/github/{repo}/blob/v{version}/{path}"
+GITHUB = re.compile(r"^https://github\.com/([\w.-]+/[\w.-]+?)(?:\.git)?/?$")
 
 BEGIN = re.compile(r"^(\s*)### BEGIN SOLUTION\s*$")
 END = re.compile(r"^\s*### END SOLUTION\s*$")
@@ -40,6 +57,56 @@ STUB = "raise NotImplementedError("  # what every exercise region turns into
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", MD_BEGIN, MD_END, SOLUTION_ONLY)
 KERNEL_META = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
                "language_info": {"name": "python"}}
+
+
+# -----------------------------------------------------------------------------
+# what pyproject.toml stamps into every notebook: version, install line, badge link
+
+def project(root=None) -> dict:
+    """version, GitHub owner/repo, extras and Colab install source, read from `root`'s pyproject.toml."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    path = Path(root or REPO) / "pyproject.toml"
+    meta = tomllib.loads(_read(path))
+    prj, tool = meta["project"], meta.get("tool", {}).get("avlab", {})
+    url = prj.get("urls", {}).get("Repository", "")
+    if not (m := GITHUB.match(url)):
+        raise ValueError(f"{path}: [project.urls] Repository must be https://github.com/<owner>/<repo>, not {url!r}; "
+                         f"the Colab badge and the pre-release install line are built from it")
+    source = tool.get("colab-install", "index")
+    if source not in ("index", "repository"):
+        raise ValueError(f"{path}: [tool.avlab] colab-install must be \"index\" or \"repository\", not {source!r}")
+    return {"version": prj["version"], "url": url.rstrip("/"), "repo": m.group(1), "source": source,
+            "extras": sorted(prj.get("optional-dependencies", {}))}
+
+
+def requirement(proj, extras=()) -> str:
+    """What the set-up cell pip-installs: avlab==<version> from the index, or the repository's tag v<version>."""
+    name = "avlab" + (f"[{','.join(extras)}]" if extras else "")
+    if proj["source"] == "index":
+        return f"{name}=={proj['version']}"
+    return f"{name} @ git+{proj['url']}@v{proj['version']}"
+
+
+def setup_cell(proj, extras=()) -> str:
+    return COLAB_SETUP_CELL.format(version=proj["version"], requirement=requirement(proj, extras))
+
+
+def badge(proj, path) -> str:
+    """The Open-in-Colab markdown for the notebook at `path` (relative to the repository root) of tag v<version>."""
+    return BADGE.format(url=COLAB_URL.format(repo=proj["repo"], version=proj["version"], path=path))
+
+
+def _setup_extras(source, proj, where):
+    """The extras a solution's set-up cell asks for (its `avlab[...]`), checked against pyproject's."""
+    m = SETUP_EXTRAS.search(source)
+    extras = [e.strip() for e in (m.group(1) or "").split(",") if e.strip()] if m else []
+    if unknown := [e for e in extras if e not in proj["extras"]]:
+        raise ValueError(f"{where}: the set-up cell asks for avlab extras {unknown} that pyproject.toml does not "
+                         f"declare (known: {', '.join(proj['extras'])})")
+    return extras
 
 
 # -----------------------------------------------------------------------------
@@ -124,14 +191,19 @@ def _py(nb, cfg):
     return jupytext.writes(nb, fmt="py:percent", config=cfg)
 
 
-def _solution_notebook(src, cfg):
+def _solution_notebook(src, cfg, proj=None):
+    """The solution notebook, stamped: badge cell first, then the set-up cell made for this version."""
     import jupytext
-    nb = _notebook(jupytext.reads(_read(src), fmt="py:percent", config=cfg).cells)
-    first = next((c for c in nb.cells if c.cell_type == "code"), None)
-    if first is None or not first.source.startswith("# Colab set-up"):
+    import nbformat
+    proj = proj or project(src.parent.parent)
+    cells = [c for c in jupytext.reads(_read(src), fmt="py:percent", config=cfg).cells
+             if not (c.cell_type == "markdown" and c.source.startswith(BADGE_MARK))]  # the old stamp
+    first = next((c for c in cells if c.cell_type == "code"), None)
+    if first is None or not first.source.startswith(SETUP_MARK):
         raise ValueError(f"{src}: the first code cell must be the Colab set-up cell; start the file with\n\n"
-                         f"# %%\n{COLAB_SETUP_CELL}\n")
-    return nb
+                         f"# %%\n{setup_cell(proj)}\n")
+    first.source = setup_cell(proj, _setup_extras(first.source, proj, src))
+    return _notebook([nbformat.v4.new_markdown_cell(badge(proj, f"solutions/{src.stem}.ipynb"))] + cells)
 
 
 def _read(path):
@@ -147,10 +219,13 @@ def sources(root=None):
     return sorted((Path(root or REPO) / "solutions").glob("[0-9][0-9]_*.py"))
 
 
-def render(src, cfg):
+def render(src, cfg, proj=None):
     """{path: text} of every file generated from one solution script (its own canonical form included)."""
-    sol = _solution_notebook(src, cfg)
-    chap = _notebook(student_cells(sol.cells))
+    proj = proj or project(src.parent.parent)
+    sol = _solution_notebook(src, cfg, proj)
+    chap_cells = student_cells(sol.cells)
+    chap_cells[0].source = badge(proj, f"chapters/{src.stem}.ipynb")  # the student opens the chapter
+    chap = _notebook(chap_cells)
     dst = src.parent.parent / "chapters" / src.name
     # Rewriting the solution .py the way jupytext would is what keeps `jupytext --sync` a no-op.
     return {src: _py(sol, cfg), src.with_suffix(".ipynb"): _ipynb(sol),
@@ -160,8 +235,8 @@ def render(src, cfg):
 def build(root=None):
     """Generate every notebook and chapter; returns the files whose content changed."""
     root = Path(root or REPO)
-    cfg, written = _config(root), []
-    files = {path: text for src in sources(root) for path, text in render(src, cfg).items()}  # all or nothing
+    cfg, proj, written = _config(root), project(root), []
+    files = {path: text for src in sources(root) for path, text in render(src, cfg, proj).items()}  # all or nothing
     for path, text in files.items():
         if not path.exists() or _read(path) != text:  # untouched files keep their mtime
             _write(path, text)
@@ -192,9 +267,13 @@ def check(root=None):
     """Everything wrong with the generated files, as a list of messages (empty: all good)."""
     root = Path(root or REPO)
     cfg, problems = _config(root), []
+    try:
+        proj = project(root)
+    except (ValueError, KeyError, OSError) as e:
+        return [f"pyproject.toml: {e}"]
     for src in sources(root):
         try:
-            files = render(src, cfg)
+            files = render(src, cfg, proj)
         except ValueError as e:
             problems.append(str(e))
             continue

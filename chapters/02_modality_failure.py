@@ -1,4 +1,9 @@
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/avlab-course/avlab/blob/v0.1.0/chapters/02_modality_failure.ipynb)
+#
+# On Colab, ask for a GPU first: *Runtime → Change runtime type → GPU*; then run the cells in order.
+
+# %% [markdown]
 # # Chapter 02 · Modality failure, and Uni-Modal Teachers
 #
 # Du et al. ("Improving Multi-Modal Learning with Uni-Modal Teachers", 2021; "On Uni-Modal Feature Learning in
@@ -12,10 +17,17 @@
 # * **UME**, the Uni-Modal Ensemble: skip joint training, average the predictions of the uni-modal models.
 
 # %%
-# Colab set-up: installs avlab (Colab keeps its own torch). Does nothing elsewhere.
-import sys, subprocess
+# Colab set-up: installs avlab 0.1.0, the version this notebook was written for (Colab keeps its own torch).
+# Does nothing elsewhere. KEEP_DATA_ON_DRIVE = True keeps avlab's data folder on your Google Drive across sessions.
+KEEP_DATA_ON_DRIVE = False
+AVLAB = "avlab @ git+https://github.com/avlab-course/avlab@v0.1.0"
+import os, subprocess, sys
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "avlab"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", AVLAB], check=True)
+    if KEEP_DATA_ON_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["AVLAB_DATA"] = "/content/drive/MyDrive/avlab-data"
 
 # %%
 import avlab

@@ -1,4 +1,9 @@
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/avlab-course/avlab/blob/v0.1.0/chapters/04_fusion_tuning.ipynb)
+#
+# On Colab, ask for a GPU first: *Runtime → Change runtime type → GPU*; then run the cells in order.
+
+# %% [markdown]
 # # Chapter 04 · Pre-training that backfires (2): a strong encoder starves its partner, and Fusion Tuning
 #
 # Chapter 03 looked inside one encoder. This chapter looks at two. Feng, Xia and Hu ("Revisiting Pre-training
@@ -18,10 +23,17 @@
 # each stage contributes.
 
 # %%
-# Colab set-up: installs avlab (Colab keeps its own torch). Does nothing elsewhere.
-import sys, subprocess
+# Colab set-up: installs avlab 0.1.0, the version this notebook was written for (Colab keeps its own torch).
+# Does nothing elsewhere. KEEP_DATA_ON_DRIVE = True keeps avlab's data folder on your Google Drive across sessions.
+KEEP_DATA_ON_DRIVE = False
+AVLAB = "avlab @ git+https://github.com/avlab-course/avlab@v0.1.0"
+import os, subprocess, sys
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "avlab"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", AVLAB], check=True)
+    if KEEP_DATA_ON_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["AVLAB_DATA"] = "/content/drive/MyDrive/avlab-data"
 
 # %%
 import avlab

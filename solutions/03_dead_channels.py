@@ -1,4 +1,9 @@
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/avlab-course/avlab/blob/v0.1.0/solutions/03_dead_channels.ipynb)
+#
+# On Colab, ask for a GPU first: *Runtime → Change runtime type → GPU*; then run the cells in order.
+
+# %% [markdown]
 # # Chapter 03 · Pre-training that backfires (1): dead channels, and ABRi
 #
 # Starting an encoder from pre-trained weights is the default recipe. Feng, Xia and Hu ("Revisiting
@@ -21,17 +26,23 @@
 # 3. apply ABRi and measure how many it revives, and what that does to audio accuracy.
 
 # %%
-# Colab set-up: installs avlab (Colab keeps its own torch). Does nothing elsewhere.
-import sys, subprocess
+# Colab set-up: installs avlab 0.1.0, the version this notebook was written for (Colab keeps its own torch).
+# Does nothing elsewhere. KEEP_DATA_ON_DRIVE = True keeps avlab's data folder on your Google Drive across sessions.
+KEEP_DATA_ON_DRIVE = False
+AVLAB = "avlab @ git+https://github.com/avlab-course/avlab@v0.1.0"
+import os, subprocess, sys
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "avlab"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", AVLAB], check=True)
+    if KEEP_DATA_ON_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["AVLAB_DATA"] = "/content/drive/MyDrive/avlab-data"
 
 # %%
 import avlab
 avlab.about()
 
 # %%
-import json
 import sys
 
 import matplotlib.pyplot as plt
@@ -49,10 +60,10 @@ from avlab.data import load_avdigits
 from avlab.diagnostics.dead_channels import (activation_rates, bn_layers, bn_parameters, dead_channel_rows, dead_fraction,
                                  filter_gradient_norms, stage_of)
 from avlab.experiment import build_model, mean_std
-from avlab.weights.pretrain import CHECKPOINT, pretrained_visual_state
+from avlab.weights.pretrain import pretrained_provenance, pretrained_visual_state
 from avlab.train import Trainer, TrainConfig, evaluate
 from avlab.weights.transfer import collapse_input_channels, cross_modal_init, torchvision_resnet18_state_dict
-from avlab.utils import REPO_ROOT, seed_everything
+from avlab.utils import seed_everything
 
 # %% [markdown]
 # ## Where the pre-trained weights come from
@@ -82,8 +93,7 @@ if USE_IMAGENET:
     print("source: torchvision ImageNet ResNet-18, conv1", tuple(source_state["conv1.weight"].shape))
 else:
     source_state = pretrained_visual_state()
-    provenance = json.loads((REPO_ROOT / "data" / "pretrained" / CHECKPOINT.replace(".pt", ".json")).read_text()) \
-        if (REPO_ROOT / "data" / "pretrained").is_dir() else {}
+    provenance = pretrained_provenance()  # shipped next to the checkpoint, inside the package
     print({k: provenance.get(k) for k in ("how", "val_acc_visual", "fraction_bn_channels_gamma_and_beta_below_0.05")})
     print("conv1", tuple(source_state["conv1.weight"].shape))
 

@@ -1,5 +1,11 @@
 """The notebook pipeline on a tiny fake repo written into tmp_path: real files, real jupytext, a real kernel."""
 import json
+import re
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 import jupytext
 import nbformat
@@ -7,7 +13,18 @@ import pytest
 
 from avlab import course
 
-COLAB = "# %%\n" + course.COLAB_SETUP_CELL + "\n\n"
+# What an author writes as the first code cell; `build` replaces it by the stamped set-up cell.
+COLAB = "# %%\n# Colab set-up\nimport sys\n\n"
+PYPROJECT = """[project]
+name = "avlab"
+version = "9.8.7"
+[project.optional-dependencies]
+real = ["av>=14"]
+[project.urls]
+Repository = "https://github.com/someone/course"
+[tool.avlab]
+colab-install = "repository"
+"""
 
 DEMO = '''# %% [markdown]
 # # Demo
@@ -45,6 +62,7 @@ class Model:
 def make_repo(tmp_path, files=None):
     (tmp_path / "solutions").mkdir()
     (tmp_path / "jupytext.toml").write_text((course.REPO / "jupytext.toml").read_text())
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
     for name, text in (files or {"00_demo.py": DEMO}).items():
         (tmp_path / "solutions" / name).write_text(text)
     return tmp_path
@@ -89,9 +107,9 @@ def test_build_writes_notebooks_and_chapter(tmp_path):
     chapter = (root / "chapters/00_demo.py").read_text()
     assert 'raise NotImplementedError("Exercise: return twice a")' in chapter
     assert "secret" not in chapter and "BEGIN SOLUTION" not in chapter and "audio is noisy" not in chapter
-    assert "*Your answer here.*" in chapter and course.COLAB_SETUP_CELL in chapter
+    assert "*Your answer here.*" in chapter and course.setup_cell(course.project(root)) in chapter
     solution = nbformat.read(root / "solutions/00_demo.ipynb", as_version=4)
-    assert "secret = 42" in solution.cells[2].source
+    assert "secret = 42" in solution.cells[3].source  # after the badge, the question and the set-up cell
     assert all(c.get("outputs", []) == [] for c in solution.cells)
     # Each generated .py is exactly what jupytext writes for its notebook: `jupytext --sync` changes nothing.
     config = course._config(root)
@@ -166,3 +184,79 @@ def test_run_executes_notebooks_through_a_kernel(tmp_path, monkeypatch, capsys):
 
 def test_repo_generated_files_up_to_date():
     assert course.check() == [], "run `python -m avlab.course build`"
+
+
+# ----------------------------------------------------------------------------- version stamp and Colab badge
+
+def _setup_and_badge(path):
+    """(set-up cell source, badge cell source) of a generated notebook or percent script."""
+    nb = jupytext.read(path)
+    return next(c.source for c in nb.cells if c.cell_type == "code"), nb.cells[0].source
+
+
+def test_build_stamps_version_badge_and_install_source_from_pyproject(tmp_path):
+    root = make_repo(tmp_path)
+    course.build(root)
+    for folder in ("solutions", "chapters"):
+        for ext in ("py", "ipynb"):
+            setup, badge = _setup_and_badge(root / folder / f"00_demo.{ext}")
+            assert 'AVLAB = "avlab @ git+https://github.com/someone/course@v9.8.7"' in setup
+            assert "KEEP_DATA_ON_DRIVE = False" in setup
+            assert badge.startswith("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+                                    f"(https://colab.research.google.com/github/someone/course/blob/v9.8.7/"
+                                    f"{folder}/00_demo.ipynb)")
+            assert "Runtime → Change runtime type → GPU" in badge
+    # A new version and a switch to the package index: check notices, build restamps, the badge is not doubled.
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(PYPROJECT.replace("9.8.7", "9.9.0").replace('"repository"', '"index"'))
+    assert "chapters/00_demo.ipynb: out of date" in course.check(root)
+    course.build(root)
+    assert course.check(root) == []
+    nb = jupytext.read(root / "chapters/00_demo.ipynb")
+    assert sum(c.source.startswith(course.BADGE_MARK) for c in nb.cells) == 1
+    setup, badge = _setup_and_badge(root / "chapters/00_demo.ipynb")
+    assert 'AVLAB = "avlab==9.9.0"' in setup and "/blob/v9.9.0/chapters/00_demo.ipynb)" in badge
+
+
+def test_setup_cell_keeps_the_chapters_extras_and_rejects_unknown_ones(tmp_path):
+    real = '# %%\n# Colab set-up\nAVLAB = "avlab[real]"\n\n# %%\nx = 1\n'
+    root = make_repo(tmp_path, {"00_video.py": real})
+    course.build(root)
+    setup, _ = _setup_and_badge(root / "chapters/00_video.ipynb")
+    assert 'AVLAB = "avlab[real] @ git+https://github.com/someone/course@v9.8.7"' in setup
+    course.build(root)  # the stamped cell keeps its extras on the next build
+    assert _setup_and_badge(root / "chapters/00_video.ipynb")[0] == setup
+    (root / "solutions/00_video.py").write_text(real.replace("[real]", "[real,gpu]"))
+    with pytest.raises(ValueError, match=r"00_video.py: .*extras \['gpu'\]"):
+        course.build(root)
+
+
+def test_repository_url_must_be_a_github_repository(tmp_path):
+    root = make_repo(tmp_path)
+    (root / "pyproject.toml").write_text(PYPROJECT.replace("https://github.com/someone/course", "https://example.org/x"))
+    with pytest.raises(ValueError, match=r"Repository must be https://github.com/<owner>/<repo>"):
+        course.build(root)
+    assert any("Repository must be" in p for p in course.check(root))
+
+
+def test_repo_notebooks_pin_the_version_of_pyproject_and_of_the_package():
+    """Read independently of course.py: pyproject's version, avlab.__version__ and every stamp must agree."""
+    import avlab
+
+    meta = tomllib.loads((course.REPO / "pyproject.toml").read_text())
+    version, repo_url = meta["project"]["version"], meta["project"]["urls"]["Repository"]
+    owner_repo = repo_url.removeprefix("https://github.com/")
+    assert avlab.__version__ == version, "avlab/__init__.py and pyproject.toml disagree on the version"
+    generated = sorted(course.REPO.glob("solutions/[0-9][0-9]_*.*")) + sorted(course.REPO.glob("chapters/[0-9][0-9]_*.*"))
+    assert len(generated) == 4 * len(course.sources())
+    for path in generated:
+        setup, badge = _setup_and_badge(path)
+        where = path.relative_to(course.REPO)
+        pin = re.search(r'AVLAB = "avlab(\[[\w,]*\])?(?:==(?P<index>[^"]+)| @ git\+(?P<url>[^"@]+)@v(?P<tag>[^"]+))"', setup)
+        assert pin, f"{where}: no pinned avlab in the set-up cell"
+        assert (pin["index"] or pin["tag"]) == version, f"{where}: set-up cell pins another version"
+        assert pin["url"] in (None, repo_url), f"{where}: installs from another repository"
+        link = re.search(r"\]\(https://colab\.research\.google\.com/github/(?P<repo>[^/]+/[^/]+)/blob/v(?P<v>[^/]+)/"
+                         r"(?P<path>[^)]+)\)", badge)
+        assert link, f"{where}: no Open-in-Colab badge in the first cell"
+        assert (link["repo"], link["v"], link["path"]) == (owner_repo, version, f"{where.parent}/{path.stem}.ipynb")
