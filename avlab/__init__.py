@@ -1,5 +1,5 @@
 """avlab: learning from audio and video together when the two modalities do not cooperate."""
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # = pyproject.toml's version (tests/test_course.py fails when they differ)
 
 from avlab.utils import about, get_device, seed_everything  # noqa: E402
 
