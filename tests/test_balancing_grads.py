@@ -218,6 +218,26 @@ def test_mmpareto_uses_each_losss_own_gradient(tiny_splits):
             torch.testing.assert_close(params[i].grad, g_tot[i])
 
 
+def test_mmpareto_under_a_loss_scaler_gives_the_unscaled_result(tiny_splits):
+    """With AMP's GradScaler (here its CPU form, scale 1024) .grad holds 1024 x the result until the loop's
+    unscale_, which recovers the unscaled gradients."""
+    grads = {}
+    for scale in (None, 1024.0):
+        method = MMPareto()
+        trainer, batch = one_batch(tiny_splits, "gated", method)
+        if scale is not None:
+            trainer.scaler = torch.amp.GradScaler("cpu", init_scale=scale)
+        out = trainer.model(audio=batch["audio"], visual=batch["visual"])
+        losses = trainer.base_losses(out, batch["label"])
+        method.backward(sum(losses.values()), losses, trainer)
+        grads[scale, "backward"] = [p.grad.clone() for p in trainer.model.parameters() if p.grad is not None]
+        trainer.scaler.unscale_(trainer.optimizer)
+        grads[scale] = [p.grad.clone() for p in trainer.model.parameters() if p.grad is not None]
+    for plain, scaled, raw in zip(grads[None], grads[1024.0], grads[1024.0, "backward"]):
+        torch.testing.assert_close(raw, 1024.0 * plain, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(scaled, plain, rtol=1e-5, atol=1e-8)
+
+
 # ----------------------------------------------------------------------------- Re-learning
 
 def test_purity_scaling_and_strength_by_hand():

@@ -24,8 +24,9 @@ whose backward hooks multiply it by k_a and k_v. Per step, from the detached sha
 ratio from its running mean. BalanceBenchmark's port has the opposite sign (it amplifies them).
 
 For sum and concat fusion (linear in each modality) the two hooks amount to multiplying the gradient that reaches
-encoder m, and modality m's weights of the fused head, by exactly k_m; for FiLM and gated fusion the gradient is
-the Shapley-weighted mix of the two. So AGM works on every fusion module.
+encoder m, and modality m's weights of the fused head, by exactly k_m (the fused head's biases get the mean of
+the two k); for FiLM and gated fusion the gradient is the Shapley-weighted mix of the two. So AGM works on every
+fusion module.
 
 Defaults: alpha 1.5 (authors' CREMA-D, issues AGM#3/#5/#10; AV-MNIST 2.5, UR-Funny 4.0), cap 10, clip 1.0,
 modulation on every epoch (authors: epochs 0-1500 of 1500). Designed for **SGD** (a user config in AGM#17:
