@@ -338,3 +338,10 @@ def test_command_line_names_and_simple_signatures():
         for p in inspect.signature(cls).parameters.values():
             assert p.default is not inspect.Parameter.empty, (name, p.name)
             assert p.annotation in ("float", "int", "bool", "str", "float | None", "int | None"), (name, p.name)
+
+
+def test_distributed_wrapper_refuses_a_custom_backward():
+    from avlab.distributed import GlobalBatchMethod
+
+    with pytest.raises(ValueError, match="mmpareto .*one process"):
+        GlobalBatchMethod(MMPareto()).backward(None, {}, None)
