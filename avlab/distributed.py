@@ -210,6 +210,12 @@ class GlobalBatchMethod(Method):
     def losses(self, out, batch, trainer):
         return self.method.losses(out, batch, trainer)
 
+    def backward(self, loss, losses, trainer):
+        if type(self.method).backward is not Method.backward:  # e.g. MMPareto's per-loss gradients
+            raise ValueError(f"{self.method.name} computes its own backward pass, which DistributedTrainer does not "
+                             "synchronise across processes; train it on one process")
+        super().backward(loss, losses, trainer)
+
     def after_backward(self, out, batch, trainer):
         if type(self.method).after_backward is Method.after_backward:
             return {}

@@ -135,7 +135,7 @@ class Trainer:
                 f"loss is {loss.item()} at epoch {self.epoch}, step {self.step} ({ {k: v.item() for k, v in losses.items()} }); "
                 "lower the learning rate or set TrainConfig(grad_clip=...); the last checkpoint holds the last good epoch")
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        method.backward(loss, losses, self)  # default: self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)  # methods read and modulate real gradients, never scaled ones
         logs = {f"loss_{k}": v.detach() for k, v in losses.items()}
         for m in self.config.modalities:
@@ -154,6 +154,7 @@ class Trainer:
     def fit(self, train: Dataset, val: Dataset | None = None) -> Run:
         if self.checkpoint is not None and self.checkpoint.exists():
             self.load_checkpoint(self.checkpoint)
+        self.train_data, self.val_data = train, val  # for methods that diagnose on a split (Re-learning)
         start = time.perf_counter()
         bar = tqdm(range(self.epoch, self.config.epochs), desc=self.method.name, disable=not self.config.progress,
                    initial=self.epoch, total=self.config.epochs, leave=False)

@@ -5,13 +5,20 @@ A method changes training only through these hooks; it never copies the loop. Pe
     batch = transform_batch(batch)            # e.g. Fusion Tuning masks easy samples' strong modality
     out = model(**inputs)
     losses = base losses + losses(out, batch) # e.g. UMT distillation; MLB's heads become part of the objective
-    backward (AMP gradients are unscaled here)
+    backward(loss, losses)                    # default: scaler.scale(loss).backward(); MMPareto: per-loss grads
+    (AMP gradients are unscaled here)
     logs = after_backward(out, batch)         # e.g. OGM-GE, MLB: rescale encoder gradients in place
     optimizer.step()
 
 and `setup` once, `on_epoch_start` / `on_epoch_end` around each epoch (schedules, stages, windows). Whatever
 `after_backward` returns (floats or 0-d tensors) is averaged per epoch into the history. `state_dict` /
 `load_state_dict` carry a method's own state (running means, ...) through checkpoints.
+
+`backward(loss, losses, trainer)` turns the summed loss into `.grad`s; `losses` is the dict that was summed
+(base losses with the method's replacements and extras). The default is the loop's own
+`trainer.scaler.scale(loss).backward()`. A method that needs each loss's gradient separately (MMPareto) overrides
+it; under AMP it must leave *scaled* gradients in `.grad` (the loop unscales them right after), so it works on
+`trainer.scaler.scale(...)` of each loss throughout.
 """
 from __future__ import annotations
 
@@ -33,6 +40,9 @@ class Method:
 
     def losses(self, out: dict, batch: dict, trainer) -> dict[str, torch.Tensor]:
         return {}
+
+    def backward(self, loss: torch.Tensor, losses: dict[str, torch.Tensor], trainer) -> None:
+        trainer.scaler.scale(loss).backward()
 
     def after_backward(self, out: dict, batch: dict, trainer) -> dict:
         return {}
