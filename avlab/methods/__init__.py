@@ -2,8 +2,11 @@
 from avlab.methods.abri import ABRiBatchNorm2d, apply_abri, mixing_weights, reset_bn
 from avlab.methods.base import Method, encoder_parameters, in_window, true_class_confidence
 from avlab.methods.fusion_tuning import ConfidenceRecorder, FusionTuning, fusion_tuning_ratios, mask_patches
+from avlab.methods.gblending import GBlending, blend_weights
 from avlab.methods.mlb import MLB, mlb_coefficients
+from avlab.methods.mmcosine import CosineFusion, MMCosine, cosine_fusion, cosine_logits
 from avlab.methods.ogm import OGMGE, DiscrepancyMonitor, ogm_coefficients
+from avlab.methods.pmr import PMR, compute_prototypes, pmr_terms
 from avlab.methods.umt import UMT, ensemble_accuracy, umt_or_ume
 from avlab.methods.zorro_contrastive import ZorroContrastive, info_nce, retrieval_accuracy
 
@@ -11,3 +14,5 @@ __all__ = ["ABRiBatchNorm2d", "apply_abri", "mixing_weights", "reset_bn", "Metho
            "FusionTuning", "fusion_tuning_ratios", "mask_patches", "MLB", "mlb_coefficients", "OGMGE",
            "DiscrepancyMonitor", "ogm_coefficients", "UMT", "ensemble_accuracy", "umt_or_ume", "ZorroContrastive",
            "info_nce", "retrieval_accuracy"]
+__all__ += ["GBlending", "blend_weights", "PMR", "compute_prototypes", "pmr_terms", "MMCosine", "CosineFusion",
+            "cosine_fusion", "cosine_logits"]
