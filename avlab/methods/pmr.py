@@ -130,6 +130,7 @@ class PMR(Method):
             if old is None:
                 old = torch.zeros_like(c)
             else:
+                old = old.to(c.device)
                 c = (1 - self.momentum) * c + self.momentum * old
             self._prototypes[m] = torch.where(torch.isnan(c), old, c)  # a class with no sample keeps its prototype
 
