@@ -83,6 +83,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.epoch, self.step = 0, 0
         self.history: list[dict] = []
+        self.train_data = self.val_data = None  # set by fit: methods that read a split themselves (`Method.data`)
         self.method.setup(self)
 
     # ------------------------------------------------------------------ set-up
@@ -154,7 +155,7 @@ class Trainer:
     def fit(self, train: Dataset, val: Dataset | None = None) -> Run:
         if self.checkpoint is not None and self.checkpoint.exists():
             self.load_checkpoint(self.checkpoint)
-        self.train_data, self.val_data = train, val  # for methods that diagnose on a split (Re-learning)
+        self.train_data, self.val_data = train, val
         start = time.perf_counter()
         bar = tqdm(range(self.epoch, self.config.epochs), desc=self.method.name, disable=not self.config.progress,
                    initial=self.epoch, total=self.config.epochs, leave=False)

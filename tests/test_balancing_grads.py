@@ -291,12 +291,12 @@ def test_relearn_pulls_encoders_toward_their_initialisation(tiny_splits):
         assert 0 < record[f"relearn_purity_train_{m}"] <= 1 and 0 < record[f"relearn_alpha_{m}"] < 1
     # an explicit held-out split replaces the validation split; with neither there is a clear error
     record = {}
-    method.use_held_out(tiny_splits["train"]).on_epoch_end(trainer, 2, record)
+    method.use_data(held_out=tiny_splits["train"]).on_epoch_end(trainer, 2, record)
     for m in ("audio", "visual"):  # the same split twice: no gap, no reset
         assert record[f"relearn_purity_train_{m}"] == record[f"relearn_purity_held_out_{m}"]
         assert record[f"relearn_alpha_{m}"] == 0.0
-    trainer.val_data, method._held_out = None, None
-    with pytest.raises(ValueError, match="held-out split"):
+    trainer.val_data, method._data = None, {}
+    with pytest.raises(ValueError, match="needs a held_out split"):
         method.on_epoch_end(trainer, 3, {})
 
 

@@ -64,14 +64,15 @@ def test_blend_weights_by_hand():
 def test_gblending_refuses_the_test_split_and_missing_data(tiny_splits):
     with pytest.raises(ValueError, match="test split"):
         GBlending().use_data(train=tiny_splits["train"], held_out=tiny_splits["test"])
-    with pytest.raises(ValueError, match="use_data"):
-        train_model(tiny_splits, GBlending(), epochs=1, **FAST)
+    no_val = {k: v for k, v in tiny_splits.items() if k != "val"}  # nothing held out: nothing to estimate on
+    with pytest.raises(ValueError, match="needs a held_out split"):
+        train_model(no_val, GBlending(), epochs=1, **FAST)
     with pytest.raises(ValueError, match="estimate_epochs"):
         GBlending(estimate_epochs=0)
 
 
 def test_gblending_losses_are_the_weighted_head_losses(tiny_splits):
-    method = GBlending(start=5).use_data(train=tiny_splits["train"], held_out=tiny_splits["val"])
+    method = GBlending(start=5)  # the trainer's own splits: train_model fits on train, holds out val
     model, run = train_model(tiny_splits, method, epochs=1, **FAST)  # warm-up only: equal weights 1/3
     assert model.detach_heads is False  # the head losses train the encoders
     assert all(h["gb_w_fused"] == pytest.approx(1 / 3) for h in run.history)
@@ -176,11 +177,9 @@ def test_pmr_trains_on_every_fusion(tiny_splits, fusion):
     assert method._prototypes["audio"].shape == (tiny_splits["train"].num_classes, 8 * FAST["width"])  # (C, D)
 
 
-def test_pmr_needs_both_modalities_and_the_training_set(tiny_splits):
+def test_pmr_needs_both_modalities(tiny_splits):
     with pytest.raises(ValueError, match="visual"):
-        train_model(tiny_splits, PMR().use_data(train=tiny_splits["train"]), modalities=("audio",), epochs=1, **FAST)
-    with pytest.raises(ValueError, match="use_data"):
-        train_model(tiny_splits, PMR(), epochs=1, **FAST)
+        train_model(tiny_splits, PMR(), modalities=("audio",), epochs=1, **FAST)
 
 
 def test_pmr_resumes_exactly(tiny_splits, tmp_path):

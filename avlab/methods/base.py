@@ -56,10 +56,40 @@ class Method:
     def load_state_dict(self, state: dict) -> None:
         pass
 
+    def use_data(self, train=None, held_out=None) -> "Method":
+        """Datasets the method reads itself (PMR's prototypes, G-Blending's and Re-learning's held-out
+        estimates), where they differ from the ones `Trainer.fit(train, val)` fits on. Returns the method."""
+        if held_out is not None:
+            refuse_test_split(held_out, "held-out", type(self).__name__)
+        given = {"train": train, "held_out": held_out}
+        self._data = {**getattr(self, "_data", {}), **{k: v for k, v in given.items() if v is not None}}
+        return self
+
+    def data(self, trainer, which: str):
+        """The "train" or "held_out" dataset: the one given to `use_data`, else the one the trainer fits on."""
+        found = getattr(self, "_data", {}).get(which)
+        if found is None:
+            found = trainer.train_data if which == "train" else trainer.val_data
+        if found is None:
+            raise ValueError(f"{type(self).__name__} needs a {which} split: pass it to Trainer.fit(train, val) or "
+                             f"{type(self).__name__}(...).use_data({which}=...) (a split carved from the training "
+                             "data, never the test split)")
+        if which == "held_out":
+            refuse_test_split(found, "held-out", type(self).__name__)
+        return found
+
     def config(self) -> dict:
         """Hyper-parameters, for the run record: every public attribute that is a plain value."""
         return {k: v for k, v in vars(self).items()
                 if not k.startswith("_") and isinstance(v, (int, float, str, bool, tuple, list, type(None)))}
+
+
+def refuse_test_split(data, role: str, method: str) -> None:
+    """A clear error if `data` says it is the test split (AV-Digits and real datasets carry `.split`)."""
+    split = getattr(data, "split", None) or getattr(getattr(data, "dataset", None), "split", None)
+    if split == "test":
+        raise ValueError(f"{method}: the {role} dataset is the test split; estimate on a held-out split carved "
+                         "from training data (splits['val']), never on the test split")
 
 
 def true_class_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

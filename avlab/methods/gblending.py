@@ -18,9 +18,8 @@ weights 1/(M+1); `start=0` is the paper's offline G-Blend from the initial weigh
 `every=k` re-estimates at epochs start, start + k, ... (online G-Blend; BalanceBenchmark: estimate and period
 `super_epoch = 10`). Each estimate costs (M + 1) * E extra epochs of training (3 * E for audio-visual).
 
-V is a held-out split, never the test split: the trainer does not keep its data, so the method is given them,
-`GBlending().use_data(train=splits["train"], held_out=splits["val"])`, and refuses a dataset whose `split` is
-"test". BalanceBenchmark estimates on the test loader (its val loader *is* the test set for CREMA-D and KS).
+V is a held-out split, never the test split: the trainer's own splits (`Trainer.fit(train, val)`), or others
+given with `GBlending().use_data(train=..., held_out=...)`; a dataset whose `split` is "test" is refused. BalanceBenchmark estimates on the test loader (its val loader *is* the test set for CREMA-D and KS).
 
 Defaults: estimate_epochs E = 10 (BalanceBenchmark's super_epoch; MultiBench's gb_epoch is 20), one-off at
 epoch 0. Optimiser: the authors released no estimator (VMZ#133) and the notes record none for their runs
@@ -55,14 +54,6 @@ from avlab.methods.base import Method
 MIN_GAP = 1e-4
 
 
-def refuse_test_split(data: Dataset, role: str, method: str) -> None:
-    """A clear error if `data` says it is the test split (AV-Digits and real datasets carry `.split`)."""
-    split = getattr(data, "split", None) or getattr(getattr(data, "dataset", None), "split", None)
-    if split == "test":
-        raise ValueError(f"{method}: the {role} dataset is the test split; estimate on a held-out split carved "
-                         "from training data (splits['val']), never on the test split")
-
-
 def blend_weights(losses: dict[str, tuple[float, float, float, float]], min_gap: float = MIN_GAP) -> dict:
     """G-Blending's weights from each head's losses (L_T(theta_0), L_V(theta_0), L_T(theta_N), L_V(theta_N)).
 
@@ -83,7 +74,7 @@ def head_losses(model: torch.nn.Module, data: Dataset, modalities: tuple[str, ..
 
 
 class GBlending(Method):
-    """`GBlending(estimate_epochs=10, start=0, every=None).use_data(train=..., held_out=...)`.
+    """`GBlending(estimate_epochs=10, start=0, every=None)`; its data as `Method.data` finds it.
 
     Logged per epoch: `gb_w_fused`, `gb_w_<m>` (the weights in use) and, on epochs that estimate, `gb_G_<k>`,
     `gb_O_<k>` for k in fused and each modality, and `gb_kept` (1 when no head improved and the weights were
@@ -96,22 +87,10 @@ class GBlending(Method):
             raise ValueError(f"GBlending needs estimate_epochs >= 1, start >= 0 and every >= 1 or None; got "
                              f"estimate_epochs={estimate_epochs}, start={start}, every={every}")
         self.estimate_epochs, self.start, self.every = estimate_epochs, start, every
-        self._train = self._held_out = None
         self._weights: dict[str, float] = {}
         self._estimate: dict[str, float] = {}
 
-    def use_data(self, train: Dataset | None = None, held_out: Dataset | None = None) -> "GBlending":
-        """The training set (the copies train on it) and the held-out split the OGR is measured on."""
-        if held_out is not None:
-            refuse_test_split(held_out, "held-out", "GBlending")
-        self._train = train if train is not None else self._train
-        self._held_out = held_out if held_out is not None else self._held_out
-        return self
-
     def setup(self, trainer) -> None:
-        if self._train is None or self._held_out is None:
-            raise ValueError("GBlending needs the training set and a held-out split: "
-                             "GBlending(...).use_data(train=splits['train'], held_out=splits['val'])")
         trainer.model.detach_heads = False  # the weighted head losses train the encoders
         keys = ("fused", *trainer.config.modalities)
         self._weights = {k: 1 / len(keys) for k in keys}  # until the first estimate (a checkpoint restores later)
@@ -134,9 +113,9 @@ class GBlending(Method):
             # a head's own copy: the fused head sees every modality, a uni-modal head only its own
             inputs = modalities if key == "fused" else (key,)
             clone = copy.deepcopy(trainer.model)
-            before = [head_losses(clone, d, inputs, key) for d in (self._train, self._held_out)]
+            before = [head_losses(clone, d, inputs, key) for d in (self.data(trainer, "train"), self.data(trainer, "held_out"))]
             self.train_copy(clone, trainer, key, inputs, epoch)
-            after = [head_losses(clone, d, inputs, key) for d in (self._train, self._held_out)]
+            after = [head_losses(clone, d, inputs, key) for d in (self.data(trainer, "train"), self.data(trainer, "held_out"))]
             losses[key] = (*before, *after)
         result = blend_weights(losses)
         kept = result["w"] is None
@@ -152,7 +131,7 @@ class GBlending(Method):
         optimizer = type(trainer.optimizer)(params, **{**trainer.optimizer.defaults,
                                                        "lr": trainer.optimizer.param_groups[0]["lr"]})
         for e in range(self.estimate_epochs):
-            for batch in trainer.loader(self._train, epoch + e):
+            for batch in trainer.loader(self.data(trainer, "train"), epoch + e):
                 batch = trainer.to_device(batch)
                 out = clone(**{m: batch[m] for m in inputs})
                 loss = F.cross_entropy(out["logits" if key == "fused" else key], batch["label"])

@@ -87,7 +87,7 @@ def pmr_terms(features: dict[str, torch.Tensor], prototypes: dict[str, torch.Ten
 
 
 class PMR(Method):
-    """`PMR(alpha=2.0, momentum=0.0, start=0, end=70).use_data(train=splits["train"])`.
+    """`PMR(alpha=2.0, momentum=0.0, start=0, end=70)`; prototypes on the trainer's training set (or `use_data(train=...)`).
 
     Adds the loss `pmr_proto` (0 outside the window). Logged per step: `pmr_ratio` (score_a / score_v, above 1
     while audio leads), `pmr_score_audio`, `pmr_score_visual` (mean true-class prototype probability),
@@ -99,22 +99,13 @@ class PMR(Method):
         if not 0 <= momentum < 1:
             raise ValueError(f"PMR momentum must lie in [0, 1), got {momentum}")
         self.alpha, self.momentum, self.start, self.end = alpha, momentum, start, end
-        self._train = None
         self._prototypes: dict[str, torch.Tensor] = {}
         self._logs: dict = {}
-
-    def use_data(self, train: Dataset | None = None, held_out: Dataset | None = None) -> "PMR":
-        """The training set the prototypes are computed on (`held_out` is accepted and unused)."""
-        self._train = train if train is not None else self._train
-        return self
 
     def setup(self, trainer) -> None:
         missing = [m for m in MODALITY_PAIR if m not in trainer.config.modalities]
         if missing:
             raise ValueError(f"PMR balances audio against visual; the run leaves out {missing}")
-        if self._train is None:
-            raise ValueError("PMR computes its prototypes on the training set: "
-                             "PMR(...).use_data(train=splits['train'])")
         self._prototypes = {}
 
     def active(self, epoch: int) -> bool:
@@ -123,7 +114,7 @@ class PMR(Method):
     def on_epoch_start(self, trainer, epoch: int) -> None:
         if not self.active(epoch):
             return
-        new = compute_prototypes(trainer.model, self._train, MODALITY_PAIR, trainer.model.num_classes,
+        new = compute_prototypes(trainer.model, self.data(trainer, "train"), MODALITY_PAIR, trainer.model.num_classes,
                                  trainer.device, trainer.config.batch_size * 4)
         for m, c in new.items():
             old = self._prototypes.get(m)

@@ -17,7 +17,7 @@ initialisation; heads, fusion, batch-norm running statistics and the optimiser's
 the authors' code).
 
 The held-out split is the validation split the trainer is given (`Trainer.fit(train, val)`), or an explicit
-one (`Relearn(...).use_held_out(dataset)`); never the test split. (The authors' code diagnoses on its own `val`
+one (`Relearn(...).use_data(held_out=dataset)`); never the test split. (The authors' code diagnoses on its own `val`
 split but picks the best epoch on test; BalanceBenchmark's port diagnoses on the test set.)
 
 Defaults: strength (the authors' lambda) 3, every 20 epochs, at most 3 resets (authors' CREMA-D; BalanceBenchmark
@@ -125,14 +125,8 @@ class Relearn(Method):
         if every < 1:
             raise ValueError(f"relearn: every must be a positive number of epochs, got {every}")
         self.strength, self.every, self.max_resets, self.kmeans_iters = strength, every, max_resets, kmeans_iters
-        self._held_out = None
         self._initial: dict[str, list[torch.Tensor]] = {}
         self._resets = 0
-
-    def use_held_out(self, data) -> "Relearn":
-        """Diagnose on `data` instead of the trainer's validation split (a held-out split, never the test split)."""
-        self._held_out = data
-        return self
 
     def setup(self, trainer) -> None:
         model, fusion = trainer.model, getattr(trainer.model, "fusion_name", None)
@@ -148,15 +142,12 @@ class Relearn(Method):
 
     def diagnose(self, trainer, epoch: int) -> dict[str, float]:
         """Purities of each encoder's features on the training and held-out splits, and the re-init strengths."""
-        held_out = self._held_out if self._held_out is not None else getattr(trainer, "val_data", None)
-        if held_out is None:
-            raise ValueError("relearn diagnoses on a held-out split: pass one to Trainer.fit(train, val) or "
-                             "Relearn(...).use_held_out(dataset) (never the test split)")
+        held_out = self.data(trainer, "held_out")
         model, modalities = trainer.model, trainer.config.modalities
         num_classes = getattr(model, "num_classes", None) or len(torch.unique(torch.as_tensor(
             [held_out[i]["label"] for i in range(len(held_out))])))
         logs = {}
-        splits = {"train": trainer.train_data, "held_out": held_out}
+        splits = {"train": self.data(trainer, "train"), "held_out": held_out}
         scores = {}
         for split, data in splits.items():
             feats, labels = encoder_features(model, data, modalities, trainer.config.batch_size * 4, trainer.device)
