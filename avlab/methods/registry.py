@@ -114,7 +114,8 @@ class MethodEntry:
     """One name of the registry. `make(ctx, **options)` builds the method (default: `cls(**fixed, **options)`);
     `provided` are constructor parameters the factory fills itself; `fixed` are arguments this name sets
     (`ogm`: noise=False); `owns` overrides `cls.owns` where `fixed` changes it; `models`: the only models it runs
-    on (None: any); `needs`: a one-line hint printed by `avlab list`."""
+    on (None: any); `needs`: a one-line hint printed by `avlab list`; `check(args)`: what is missing from the
+    parsed command line (a one-line message), or None, asked before any data is loaded."""
     name: str
     cls: type
     make: Callable | None = None
@@ -123,6 +124,7 @@ class MethodEntry:
     owns: frozenset | None = None
     models: tuple | None = None
     needs: str = ""
+    check: Callable | None = None
 
     def options(self) -> dict[str, Option]:
         params = list(inspect.signature(self.cls.__init__).parameters.values())[1:]
