@@ -369,8 +369,9 @@ def build_method(plan, ctx):
     """The Method of the plan: one part alone, or their `Compose` in the order given."""
     from avlab.methods.compose import Compose
 
-    context = {"num_samples": len(ctx.splits["train"]), "num_classes": getattr(ctx.splits["train"], "num_classes", None),
-               "train": ctx.splits["train"], "train_data": ctx.splits["train"]}
+    train = ctx.splits["train"]
+    context = {"num_samples": len(train), "num_classes": getattr(train, "num_classes", None), "train": train,
+               "train_data": train}
     held_out = ctx.splits.get("val")
     if held_out is not None:  # never the test split
         context.update(holdout=held_out, heldout=held_out, val=held_out, val_data=held_out)
@@ -440,7 +441,8 @@ def cmd_train(args) -> dict:
     plan = plan_method(args)
     if args.init != "random":
         if args.model != "av":
-            raise UsageError(f"--init {args.init} initialises the ResNet-18 audio encoder of --model av, not {args.model}")
+            raise UsageError(f"--init {args.init} initialises the ResNet-18 audio encoder of --model av, "
+                             f"not {args.model}")
         if args.width not in (None, 8):
             raise UsageError(f"--init {args.init} loads the shipped width-8 ResNet-18: use --width 8, not {args.width}")
         if "audio" not in args.modalities:
@@ -482,6 +484,9 @@ def cmd_train(args) -> dict:
         init = initialise(model, args)
         ctx.model = model
         method = build_method(plan, ctx)
+        if me.world_size > 1 and any(type(p).__name__ == "ConfidenceRecorder" for p in _parts(method)):
+            # each process would see only its share of the samples, and only rank 0 saves
+            raise UsageError("confidence_recorder (Fusion Tuning stage 1) runs on one process, not under torchrun")
         try:
             trainer = distributed.DistributedTrainer(model, config, method, checkpoint=checkpoint,
                                                      record=out / "record.json", sync_batchnorm=not args.no_sync_bn,

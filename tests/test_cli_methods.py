@@ -73,7 +73,8 @@ def test_fusion_tuning_stage_one_saves_confidences_and_stage_two_reads_them(avdi
                    "--method-arg", "rule=symmetric", "--optimizer", "sgd", "--lr", "0", "--weight-decay", "0",
                    *needs("fusion_tuning", prepared)))
     record = json.loads((out / "record.json").read_text())
-    assert record["method"]["threshold"] == 0.0 and record["method"]["masked_audio"] + record["method"]["masked_visual"] > 0
+    method = record["method"]
+    assert method["threshold"] == 0.0 and method["masked_audio"] + method["masked_visual"] > 0
     assert record["history"][0]["mask_ratio_audio"] + record["history"][0]["mask_ratio_visual"] > 0
     stage2 = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
     for m in ("audio", "visual"):  # each encoder starts from its stage-1 run
@@ -212,3 +213,20 @@ def test_a_real_dataset_layout_trains_a_composition_from_the_pretrained_start(tm
     record = json.loads((tmp_path / "run" / "record.json").read_text())
     assert [p["name"] for p in record["method"]["parts"]] == ["multiloss", "ogm_ge"]
     assert record["method"]["parts"][1]["alpha"] == 0.5 and "ogm_k_audio" in record["history"][0]
+
+
+def test_option_types_come_from_annotations_or_defaults():
+    from avlab.methods.registry import REQUIRED, Option, OptionError, option_kind
+
+    # annotations as text (postponed evaluation, as in every avlab module) and as real types
+    assert option_kind("float", 0.8) == "float" and option_kind(float, 0.8) == "float"
+    assert option_kind("int | None", 50) == "int | None" and option_kind(int | None, None) == "int | None"
+    assert option_kind("Optional[str]", None) == "str | None" and option_kind("bool", True) == "bool"
+    assert option_kind(REQUIRED, (4, 4)) == "tuple" and option_kind(REQUIRED, 0.5) == "float"
+    assert option_kind("torch.Tensor", REQUIRED) == "value"
+    assert Option("end", "int | None").convert("None") is None and Option("end", "int | None").convert("7") == 7
+    assert Option("noise", "bool").convert("False") is False and Option("patch", "tuple").convert("(2,2)") == (2, 2)
+    assert Option("rule", "str").convert("symmetric") == "symmetric"
+    for kind, text in (("int", "1.5"), ("bool", "maybe"), ("float", "abc"), ("tuple", "3")):
+        with pytest.raises(OptionError, match=f"x takes an? {kind}"):
+            Option("x", kind).convert(text)
