@@ -1,4 +1,6 @@
 """Compose: several plug-ins in one loop, hook by hook in order; declared conflicts refused; state per part."""
+import pickle
+
 import pytest
 import torch
 
@@ -79,7 +81,9 @@ def test_conflicting_methods_are_refused_naming_both_and_the_claim():
         [("a", "b", ["grad:*", "grad:visual"])]
     with pytest.raises(ValueError, match="every_encoder and ogm .*grad:\\*"):
         Compose(EveryEncoder(), OGMGE(noise=False))
-    Compose(MLB(balance=False), OGMGE())  # multi-loss claims the head losses only: no clash with OGM-GE
+    allowed = Compose(MLB(balance=False), OGMGE())  # multi-loss claims the head losses only: no clash with OGM-GE
+    # train_many sends methods to worker processes: a composition survives pickling
+    assert pickle.loads(pickle.dumps(allowed)).config() == allowed.config()
 
 
 def test_two_parts_returning_the_same_loss_fail_naming_both(tiny_splits):
@@ -156,3 +160,23 @@ def test_a_composition_resumes_from_its_checkpoint_exactly(tiny_splits, tmp_path
         assert torch.equal(a, b), k
     with pytest.raises(ValueError, match="composition"):  # another composition cannot read this state
         Compose(MLB(balance=False), OGMGE(noise=False)).load_state_dict(state)
+
+
+def test_a_hook_compose_does_not_know_goes_to_the_one_part_that_defines_it(monkeypatch):
+    monkeypatch.setattr(Method, "new_hook", lambda self, x: x, raising=False)  # a hook added to the loop later
+
+    class Defines(Method):
+        name = "defines"
+
+        def new_hook(self, x):
+            return 2 * x
+
+        def only_mine(self):
+            return "mine"
+
+    composed = Compose(MLB(), Defines())
+    assert composed.new_hook(3) == 6 and composed.only_mine() == "mine"
+    assert Compose(MLB()).new_hook(3) == 3  # no part overrides it: the default
+    assert not hasattr(Compose(MLB()), "only_mine")
+    with pytest.raises(ValueError, match="defines and defines both define the hook 'new_hook'"):
+        Compose(Defines(), Defines())

@@ -12,6 +12,8 @@ Every hook runs each part in the order given, so the order of the arguments is t
     on_epoch_end     part 1, part 2, ...
     state_dict       one entry per part, in order; load_state_dict checks the parts are the same
     config           {"parts": [{"name": ..., **part.config()}, ...]}: the run record lists every part
+    any other hook   a hook of `Method` that Compose does not list above (added later), or one only a part
+                     has: the one part that defines it; two parts defining it is an error at construction
 
 Conflicts are declared, not guessed: each method says in `Method.owns` what it takes over (a base loss, an
 encoder's gradients, the fused head, the batch, the backward pass, the weights; see `avlab.methods.base`).
@@ -93,6 +95,26 @@ class Compose(Method):
         self.name = "+".join(p.name for p in self.parts)
         check_conflicts([(p.name, claims(p)) for p in self.parts])
         self.owns = frozenset().union(*(claims(p) for p in self.parts))
+        # hooks of Method that this class does not combine (added to the loop after it was written): the one
+        # part that overrides a hook gets it; two that do cannot be combined without knowing what it means
+        for hook in [h for h in vars(Method) if not h.startswith("_") and callable(vars(Method)[h])
+                     and h not in vars(Compose)]:
+            owners = [p for p in self.parts if getattr(type(p), hook, None) is not vars(Method)[hook]]
+            if len(owners) > 1:
+                raise ValueError(f"{owners[0].name} and {owners[1].name} both define the hook {hook!r}, which "
+                                 "Compose does not know how to combine")
+            if owners:
+                setattr(self, hook, getattr(owners[0], hook))
+
+    def __getattr__(self, name: str):
+        """An attribute only parts have (a hook the loop looks for with hasattr): the one part that has it."""
+        parts = self.__dict__.get("parts", ())
+        owners = [p for p in parts if not name.startswith("_") and hasattr(p, name)]
+        if len(owners) == 1:
+            return getattr(owners[0], name)
+        if owners:
+            raise TypeError(f"{owners[0].name} and {owners[1].name} both define {name!r}; Compose cannot choose")
+        raise AttributeError(f"no part of {self.__dict__.get('name', 'Compose')} has {name!r}")
 
     # ------------------------------------------------------------------ hooks, part by part
     def setup(self, trainer) -> None:
