@@ -4,6 +4,7 @@ Diagnosing & Re-learning; and ABRi, a fix applied to the network before training
 from avlab.methods.abri import ABRiBatchNorm2d, apply_abri, mixing_weights, reset_bn
 from avlab.methods.agm import AGM, agm_coefficients, agm_score, shapley_logits
 from avlab.methods.base import Method, encoder_parameters, in_window, true_class_confidence
+from avlab.methods.compose import Compose
 from avlab.methods.fusion_tuning import ConfidenceRecorder, FusionTuning, fusion_tuning_ratios, mask_patches
 from avlab.methods.gblending import GBlending, blend_weights
 from avlab.methods.mlb import MLB, mlb_coefficients
@@ -12,6 +13,7 @@ from avlab.methods.mmpareto import MMPareto, min_norm_weights, pareto_gradients,
 from avlab.methods.ogm import OGMGE, DiscrepancyMonitor, ogm_coefficients
 from avlab.methods.pmr import PMR, compute_prototypes, pmr_terms
 from avlab.methods.relearn import Relearn, kmeans, minmax_scale, purity, reinit_strength, soft_reinit
+from avlab.methods.registry import MethodEntry, registry
 from avlab.methods.umt import UMT, ensemble_accuracy, umt_or_ume
 from avlab.methods.zorro_contrastive import ZorroContrastive, info_nce, retrieval_accuracy
 
@@ -27,4 +29,5 @@ __all__ = ["ABRiBatchNorm2d", "apply_abri", "mixing_weights", "reset_bn",
            "PMR", "compute_prototypes", "pmr_terms",
            "Relearn", "kmeans", "minmax_scale", "purity", "reinit_strength", "soft_reinit",
            "UMT", "ensemble_accuracy", "umt_or_ume",
-           "ZorroContrastive", "info_nce", "retrieval_accuracy"]
+           "ZorroContrastive", "info_nce", "retrieval_accuracy",
+           "Compose", "MethodEntry", "registry"]

@@ -28,6 +28,12 @@ import torch.nn.functional as F
 
 class Method:
     name = "joint"  # plain joint training: the base losses and nothing else
+    # What this method takes over, so that `avlab.methods.compose.Compose` can refuse two methods that claim the
+    # same thing. Tokens: "loss:<key>" (replaces or redefines that base loss: "loss:fused", "loss:head_audio"),
+    # "grad:<modality>" (rescales that encoder's gradients after backward; "grad:*": every encoder's),
+    # "head" (replaces the fused classifier head), "batch" (transform_batch changes the inputs),
+    # "backward" (a custom backward pass), "weights" (re-initialises weights during training).
+    owns: frozenset[str] = frozenset()
 
     def setup(self, trainer) -> None:
         pass

@@ -133,6 +133,7 @@ class FusionTuning(Method):
     """
 
     name = "fusion_tuning"
+    owns = frozenset({"batch"})  # masks patches of the inputs
 
     def __init__(self, conf_audio, conf_visual, threshold: float = 0.5, eta_audio: float = 5.0,
                  eta_visual: float = 5.0, rho_audio: float = 0.5, rho_visual: float = 0.5,

@@ -68,13 +68,17 @@ class MLB(Method):
 
     Logged per step: `mlb_score_<m>` (mean true-class confidence of head m), `mlb_ratio_<m>`, `mlb_k_<m>`."""
     name = "mlb"
+    # the head losses become part of the objective (they train the encoders), and k rescales each encoder's
+    # gradients; the plain multi-loss (balance=False) claims only the head losses
+    owns = frozenset({"loss:head_audio", "loss:head_visual", "grad:audio", "grad:visual"})
+    MULTILOSS_OWNS = frozenset({"loss:head_audio", "loss:head_visual"})
 
     def __init__(self, alpha: float = 0.8, beta_max: float | None = None, scale_fusion: bool = True,
                  balance: bool = True):
         self.alpha, self.beta_max, self.scale_fusion = alpha, beta_max, scale_fusion
         self.balance = balance  # False: the plain multi-loss baseline (the authors' multiloss.json)
         if not balance:
-            self.name = "multiloss"
+            self.name, self.owns = "multiloss", self.MULTILOSS_OWNS
 
     def setup(self, trainer) -> None:
         trainer.model.detach_heads = False  # the head losses of the loop become the multi-loss

@@ -106,6 +106,7 @@ class OGMGE(DiscrepancyMonitor):
     `start`/`end` bound the modulation window in epochs, inclusive (authors' defaults 0 and 50; `end=None`
     means to the last epoch). Logged per step (epoch means in the history): `ogm_ratio_audio`, the scores,
     `ogm_k_audio`, `ogm_k_visual` (1 outside the window) and `ogm_active`."""
+    owns = frozenset({"grad:audio", "grad:visual"})  # rescales both encoders' conv gradients (and adds noise)
 
     def __init__(self, alpha: float = 0.8, start: int = 0, end: int | None = 50, noise: bool = True):
         super().__init__(alpha)

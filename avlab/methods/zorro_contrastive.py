@@ -41,6 +41,7 @@ def retrieval_accuracy(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 class ZorroContrastive(Method):
     name = "zorro_contrastive"
+    owns = frozenset()  # adds its own loss ("contrastive"); replaces nothing of the loop's
 
     def __init__(self, weight: float = 1.0, temperature: float = 0.1):
         self.weight, self.temperature = weight, temperature
