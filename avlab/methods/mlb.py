@@ -81,6 +81,9 @@ class MLB(Method):
             self.name, self.owns = "multiloss", self.MULTILOSS_OWNS
 
     def setup(self, trainer) -> None:
+        if self.balance and self.scale_fusion and not hasattr(trainer.model, "fusion"):
+            raise ValueError(f"mlb scales the fused head's per-modality part, and {type(trainer.model).__name__} "
+                             "has no late-fusion head (a transformer): use mlb with scale_fusion=False, or multiloss")
         trainer.model.detach_heads = False  # the head losses of the loop become the multi-loss
 
     def after_backward(self, out: dict, batch: dict, trainer) -> dict:
