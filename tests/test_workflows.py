@@ -66,10 +66,20 @@ def test_release_publishes_by_trusted_publishing_on_version_tags():
     assert not any("password" in step.get("with", {}) for step in publish["steps"])  # no token: trusted publishing
 
 
+def pyproject_version():
+    return re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+
+
+def test_package_version_is_pyproject_version():
+    # release.yml checks the tag against pyproject.toml only; what `avlab.about()` prints must agree with both.
+    import avlab
+    assert avlab.__version__ == pyproject_version()
+
+
 @pytest.mark.parametrize("offset, ok", [(0, True), (1, False)])
 def test_release_tag_check_accepts_only_the_pyproject_version(tmp_path, offset, ok):
     [step] = [s for s in load("release.yml")["jobs"]["build"]["steps"] if "TAG" in s.get("env", {})]
-    version = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+    version = pyproject_version()
     major, minor, patch = version.split(".")[:3]
     tag = f"v{major}.{minor}.{int(patch) + offset}"
     (tmp_path / "python").symlink_to(sys.executable)  # the step calls `python`, as on the runner
