@@ -315,15 +315,81 @@ def _headlines(nb):
     return found
 
 
+def _rounded(value):
+    """A number as a person reads it: at most 3 decimals, 3 significant digits below 1 (0.7646666 -> 0.765)."""
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, float) and value == value and abs(value) not in (0.0, float("inf")):
+        return float(f"{value:.3g}") if abs(value) < 1 else round(value, 3)
+    return value
+
+
+HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
+
+
+class _Progress:
+    """nbclient hooks that print where a notebook is: chapter, section (the last markdown heading), cell k of n,
+    seconds since the chapter started. One line per code cell, so a CI log shows what is running and what
+    hangs; on a terminal the line is rewritten in place instead."""
+
+    def __init__(self, name, nb, out=None):
+        self.name, self.out, self.t0 = name, out or sys.stdout, time.perf_counter()
+        self.total = sum(c.cell_type == "code" and bool(c.source.strip()) for c in nb.cells)
+        self.done, self.section, self.width = 0, "", 0
+        self.tty = self.out.isatty()
+
+    def on_cell_start(self, cell, cell_index):  # every cell, markdown included
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if m := HEADING.match(line):
+                    self.section = m.group(1)
+
+    def on_cell_execute(self, cell, cell_index):  # code cells only, just before they run
+        self.done += 1
+        line = (f"{self.name} | cell {self.done}/{self.total} | {time.perf_counter() - self.t0:.1f} s"
+                + (f" | {self.section}" if self.section else ""))
+        if self.tty:
+            self.out.write("\r" + line.ljust(self.width))
+            self.width = len(line)
+        else:
+            self.out.write(line + "\n")
+        self.out.flush()
+
+    def finish(self):
+        if self.tty and self.width:  # leave the terminal on a fresh line
+            self.out.write("\n")
+            self.out.flush()
+            self.width = 0
+
+
+def _kernel_config():
+    """Manager-side config for the notebook kernels: encrypt the kernel's ZeroMQ traffic with CurveZMQ keys.
+
+    ipykernel >= 7 warns at every start that a kernel on unencrypted TCP can be eavesdropped; jupyter_client then
+    offers `transport_encryption`, and "auto" provisions keys when the kernelspec declares curve support (ipykernel's
+    does). Older jupyter_client or a pyzmq built without libsodium: nothing to set, and no warning to fix.
+    """
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+    if "transport_encryption" not in KernelManager.class_trait_names() or not zmq.has("curve"):
+        return Config()
+    return Config({"KernelManager": {"transport_encryption": "auto"}})
+
+
 def run(root=None, chapters=None, headline_dir=None, timeout=900):
     """Execute solution notebooks in order; returns {name: {"seconds", "headline", "error"}}.
 
     chapters: prefixes such as "03" or full names; None runs all. Notebooks are built in memory from the
-    .py sources, so what runs is always the current solution even if `build` was not rerun.
+    .py sources, so what runs is always the current solution even if `build` was not rerun. Prints a progress
+    line per code cell, a result line per notebook and a summary table (numbers rounded; the returned results
+    and the headline files keep full precision).
     """
     from nbclient import NotebookClient
     root = Path(root or REPO)
-    cfg, results = _config(root), {}
+    cfg, results, kernel_config = _config(root), {}, _kernel_config()
     env = dict(os.environ, **({"AVLAB_HEADLINES": str(headline_dir)} if headline_dir else {}))
     picked = lambda src, c: src.stem == c or src.stem.startswith(f"{c}_")
     if unknown := [c for c in chapters or [] if not any(picked(src, c) for src in sources(root))]:
@@ -334,19 +400,24 @@ def run(root=None, chapters=None, headline_dir=None, timeout=900):
         print(f"=== {src.stem}", flush=True)
         t0, error = time.perf_counter(), None
         nb = _solution_notebook(src, cfg)
+        progress = _Progress(src.stem, nb)
         try:
-            NotebookClient(nb, kernel_name="python3", timeout=timeout,
+            NotebookClient(nb, kernel_name="python3", timeout=timeout, config=kernel_config,
+                           on_cell_start=progress.on_cell_start, on_cell_execute=progress.on_cell_execute,
                            resources={"metadata": {"path": str(src.parent)}}).execute(env=env)
         except Exception as e:  # the failing cell's traceback; keep going with the other notebooks
             error = re.sub(r"\x1b\[[0-9;]*m", "", str(e)) or type(e).__name__
+            progress.finish()
             print(error, flush=True)
+        progress.finish()
         results[src.stem] = {"seconds": time.perf_counter() - t0, "headline": _headlines(nb), "error": error}
         r = results[src.stem]
-        print(f"{src.stem}: {'FAILED' if error else 'ok'} in {r['seconds']:.1f} s {json.dumps(r['headline'])}",
-              flush=True)
+        print(f"{src.stem}: {'FAILED' if error else 'ok'} in {r['seconds']:.1f} s "
+              f"{json.dumps(_rounded(r['headline']))}", flush=True)
     print(f"\n{'notebook':<32} {'status':<7} {'seconds':>8}  headline")
     for name, r in results.items():
-        print(f"{name:<32} {'FAILED' if r['error'] else 'ok':<7} {r['seconds']:>8.1f}  {json.dumps(r['headline'])}")
+        print(f"{name:<32} {'FAILED' if r['error'] else 'ok':<7} {r['seconds']:>8.1f}  "
+              f"{json.dumps(_rounded(r['headline']))}")
     return results
 
 

@@ -10,4 +10,10 @@ if [ "${1:-}" = "--headless" ]; then
   export MPLBACKEND=Agg
   exec .venv/bin/python -m avlab.course run "$@"
 fi
-exec .venv/bin/jupyter lab chapters/ "$@"
+# Kernels get CurveZMQ keys (ipykernel's kernelspec declares support), so their traffic is encrypted and
+# ipykernel has no plain-TCP warning to print; skipped where pyzmq was built without CurveZMQ.
+encryption=()
+if .venv/bin/python -c "import sys, zmq; sys.exit(not zmq.has('curve'))" 2>/dev/null; then
+  encryption=(--KernelManager.transport_encryption=auto)
+fi
+exec .venv/bin/jupyter lab chapters/ ${encryption[@]+"${encryption[@]}"} "$@"

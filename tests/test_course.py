@@ -260,3 +260,68 @@ def test_repo_notebooks_pin_the_version_of_pyproject_and_of_the_package():
                          r"(?P<path>[^)]+)\)", badge)
         assert link, f"{where}: no Open-in-Colab badge in the first cell"
         assert (link["repo"], link["v"], link["path"]) == (owner_repo, version, f"{where.parent}/{path.stem}.ipynb")
+
+
+# -----------------------------------------------------------------------------
+# the headless runner's progress lines and rounded summary
+
+TINY = '''# %% [markdown]
+# # Tiny chapter
+
+''' + COLAB + '''# %% [markdown]
+# ## Warm up
+#
+# Text under the heading.
+
+# %%
+x = 0.7646666765213013
+
+# %% [markdown]
+# A markdown cell without a heading keeps the section.
+
+# %%
+from avlab.course import headline
+headline("00_tiny", accuracy=x, small=0.000123456, big=1234.56789, steps=3)
+'''
+
+
+def test_run_prints_progress_per_cell_and_rounds_the_summary(tmp_path, monkeypatch, capfd):
+    import re
+    root = make_repo(tmp_path, {"00_tiny.py": TINY})
+    monkeypatch.setenv("PYTHONPATH", str(course.REPO))
+    results = course.run(root, headline_dir=tmp_path / "headlines")
+    out, err = capfd.readouterr()  # fd-level: the kernel process's own stderr lands here too
+    progress = [m.groups() for m in re.finditer(r"^00_tiny \| cell (\d+)/(\d+) \| ([\d.]+) s \| (.+)$", out, re.M)]
+    # Three code cells (Colab set-up, x = ..., headline); the section is the last heading seen before each.
+    assert [(k, n, section) for k, n, _, section in progress] == [
+        ("1", "3", "Tiny chapter"), ("2", "3", "Warm up"), ("3", "3", "Warm up")]
+    seconds = [float(s) for _, _, s, _ in progress]
+    assert seconds == sorted(seconds)
+    # Printed numbers are rounded: 3 decimals, or 3 significant digits below 1; results keep full precision.
+    rounded = '{"accuracy": 0.765, "small": 0.000123, "big": 1234.568, "steps": 3}'
+    assert "00_tiny: ok in " in out and out.count(rounded) == 2  # the chapter's line and the summary row
+    assert "0.7646666765213013" not in out
+    assert results["00_tiny"]["headline"]["accuracy"] == 0.7646666765213013
+    # The kernel's traffic is encrypted, so ipykernel has no plain-TCP warning to print.
+    assert "without encryption" not in out + err
+
+
+def test_progress_rewrites_one_line_on_a_terminal():
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    nb = nbformat.v4.new_notebook(cells=cells("md:# Title", "a = 1", "md:## Part two", "b = 2", "   "))
+    term = Terminal()
+    progress = course._Progress("00_demo", nb, out=term)
+    for i, cell in enumerate(nb.cells):
+        progress.on_cell_start(cell, i)
+        if cell.cell_type == "code" and cell.source.strip():  # nbclient skips empty cells
+            progress.on_cell_execute(cell, i)
+    progress.finish()
+    lines = term.getvalue().split("\r")[1:]
+    assert lines[0].startswith("00_demo | cell 1/2 | ") and lines[0].endswith(" s | Title")
+    assert lines[1].startswith("00_demo | cell 2/2 | ") and lines[1].endswith(" s | Part two\n")
+    assert term.getvalue().count("\n") == 1  # one line, rewritten in place, then a newline at the end
