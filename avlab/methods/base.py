@@ -92,8 +92,8 @@ class Method:
         """Hyper-parameters, for the run record: every public attribute that is a plain value, and the
         optimiser the method was designed for (`designed_for`) where it names one."""
         designed = {"designed_for": self.designed_for} if self.designed_for is not None else {}
-        return {**designed, **{k: v for k, v in vars(self).items()
-                               if not k.startswith("_") and isinstance(v, (int, float, str, bool, tuple, list, type(None)))}}
+        plain = (int, float, str, bool, tuple, list, type(None))
+        return {**designed, **{k: v for k, v in vars(self).items() if not k.startswith("_") and isinstance(v, plain)}}
 
 
 def refuse_test_split(data, role: str, method: str) -> None:
