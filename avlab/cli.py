@@ -13,8 +13,8 @@ of the same command resumes from it) and `<out>/results.json`, and prints one re
 with mixed precision when there is one (`--device`, `--no-amp`).
 
     python -m avlab train --data avdigits --method umt+mlb --teachers visual=runs/t/checkpoint.pt  # Compose
-    python -m avlab train --data avdigits --modalities audio --init abri --width 8       # chapter 03
-    python -m avlab train --data avdigits --model zorro --method zorro_contrastive        # chapter 05
+    python -m avlab train --data avdigits --modalities audio --init abri --width 8       # chapter 04
+    python -m avlab train --data avdigits --model zorro --method zorro_contrastive        # chapter 06
 
 Methods: `methods()` is `avlab.methods.registry.registry(...)`: every `Method` subclass exported by
 `avlab.methods` with a class-level `name`, plus explicit entries for names that need context (UMT's
@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Fusion Tuning stage 2: the stage-1 run folders (their confidences.pt and encoders)")
     t.add_argument("--init", default="random", choices=INITS,
                    help="audio encoder's start: random, or the shipped pre-trained visual ResNet-18 "
-                        "(cross-modal), plus ABRi or a BN reset (chapter 03); needs --width 8")
+                        "(cross-modal), plus ABRi or a BN reset (chapter 04); needs --width 8")
     t.add_argument("--abri-mode", default="layer", choices=["layer", "channel"], help="--init abri: one mixing "
                                                                                       "weight per BN layer or channel")
     t.add_argument("--model", default="av", help="av (ResNet-18 encoders + --fusion), zorro or full_attention "

@@ -537,7 +537,8 @@ for key in ("test_acc", "probe_visual"):
 #   gradient, so audio's conv-weight gradient is mostly noise. And Adam rescales each parameter's step to about
 #   the learning rate whatever the gradient's size, so that noise moves audio's weights by full-sized random
 #   steps, where SGD (the authors' optimiser, 100 epochs) would move them by steps the size of the small
-#   gradient. It was not tuned; the widget runs SGD, plain OGM and other windows and alphas.
+#   gradient. It was not tuned; the widget runs SGD, plain OGM and other windows and alphas. Chapter 02 runs
+#   the experiment: under SGD with momentum OGM-GE's cost shrinks, and it still does not help.
 #
 # **How the setting was chosen** (`benchmarks/pilot_01_setting.py`; concat fusion, pilot seeds 10–12, 1,500
 # training samples, mean ± std). The variants with `frames=4` train 5 epochs, the others 6.

@@ -1,4 +1,4 @@
-"""Chapter 03: ABRi, the dead-channel meter, cross-modal weight transfer and the shipped pre-trained checkpoint."""
+"""Chapter 04: ABRi, the dead-channel meter, cross-modal weight transfer and the shipped pre-trained checkpoint."""
 import copy
 import hashlib
 import json

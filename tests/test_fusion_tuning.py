@@ -1,4 +1,4 @@
-"""Chapter 04: Fusion Tuning's stage-1 confidence recorder, the mask rule, patch masking and the stage-2 plug-in."""
+"""Chapter 05: Fusion Tuning's stage-1 confidence recorder, the mask rule, patch masking and the stage-2 plug-in."""
 import math
 
 import pytest

@@ -34,6 +34,10 @@ class Method:
     # "head" (replaces the fused classifier head), "batch" (transform_batch changes the inputs),
     # "backward" (a custom backward pass), "weights" (re-initialises weights during training).
     owns: frozenset[str] = frozenset()
+    # The optimiser the method's authors trained with ("sgd", "adam"; None: no claim), kept in the run record.
+    # It matters for gradient-scaling methods: Adam divides each step by a running RMS of the gradient, so a
+    # slowly varying gradient coefficient is largely normalised away (chapter 02).
+    designed_for: str | None = None
 
     def setup(self, trainer) -> None:
         pass
@@ -85,9 +89,11 @@ class Method:
         return found
 
     def config(self) -> dict:
-        """Hyper-parameters, for the run record: every public attribute that is a plain value."""
-        return {k: v for k, v in vars(self).items()
-                if not k.startswith("_") and isinstance(v, (int, float, str, bool, tuple, list, type(None)))}
+        """Hyper-parameters, for the run record: every public attribute that is a plain value, and the
+        optimiser the method was designed for (`designed_for`) where it names one."""
+        designed = {"designed_for": self.designed_for} if self.designed_for is not None else {}
+        plain = (int, float, str, bool, tuple, list, type(None))
+        return {**designed, **{k: v for k, v in vars(self).items() if not k.startswith("_") and isinstance(v, plain)}}
 
 
 def refuse_test_split(data, role: str, method: str) -> None:

@@ -19,6 +19,13 @@ The uni-modal logits are the fusion layer's per-modality shares (`out["split"]`,
 and gated fusion have no such split (the authors' code crashes on them, OGM-GE issues #39, #46); there
 `OGMGE` falls back to the model's uni-modal heads (online linear probes on the detached features) and records
 `source = "heads"` in its config.
+
+Optimiser: designed for **SGD with momentum** (`designed_for = "sgd"`). The authors' `main.py` trains with SGD,
+lr 1e-3, momentum 0.9, weight decay 1e-4, StepLR(70, 0.1), 100 epochs, batch size 64 (the journal version,
+`GeWu-Lab/BML_TPAMI2024`, switched to AdamW lr 1e-3 with alpha 2.6, per the maintainers in BML issue #3). Under
+SGD the coefficient k scales the dominant encoder's step directly; Adam divides each step by a running RMS of the
+gradient, so a constant k cancels exactly and a slowly varying one is damped, while the GE noise (the size of the
+unmodulated gradient) is not. Chapter 02 measures both: `TrainConfig(optimizer="sgd")` is SGD with momentum 0.9.
 """
 from __future__ import annotations
 
@@ -107,6 +114,7 @@ class OGMGE(DiscrepancyMonitor):
     means to the last epoch). Logged per step (epoch means in the history): `ogm_ratio_audio`, the scores,
     `ogm_k_audio`, `ogm_k_visual` (1 outside the window) and `ogm_active`."""
     owns = frozenset({"grad:audio", "grad:visual"})  # rescales both encoders' conv gradients (and adds noise)
+    designed_for = "sgd"  # the authors' CVPR 2022 code: SGD, momentum 0.9 (module docstring)
 
     def __init__(self, alpha: float = 0.8, start: int = 0, end: int | None = 50, noise: bool = True):
         super().__init__(alpha)

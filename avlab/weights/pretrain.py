@@ -1,4 +1,4 @@
-"""The small pre-trained visual ResNet-18 that chapter 03 transfers to audio, made offline and reproducibly.
+"""The small pre-trained visual ResNet-18 that chapter 04 transfers to audio, made offline and reproducibly.
 
 No weights can be downloaded here, so avlab pre-trains its own image network: the width-8 ResNet-18 of the
 visual encoder, trained on the AV-Digits visual task (digit clips, noise-free frames). At this scale plain

@@ -1,10 +1,10 @@
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/avlab-course/avlab/blob/v0.1.0/chapters/02_modality_failure.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/avlab-course/avlab/blob/v0.1.0/chapters/03_modality_failure.ipynb)
 #
 # On Colab, ask for a GPU first: *Runtime → Change runtime type → GPU*; then run the cells in order.
 
 # %% [markdown]
-# # Chapter 02 · Modality failure, and Uni-Modal Teachers
+# # Chapter 03 · Modality failure, and Uni-Modal Teachers
 #
 # Du et al. ("Improving Multi-Modal Learning with Uni-Modal Teachers", 2021; "On Uni-Modal Feature Learning in
 # Supervised Multi-Modal Learning", ICML 2023) name it **modality failure**: encoders trained jointly learn
@@ -233,7 +233,7 @@ widgets.interact_manual(try_umt, weight=widgets.FloatLogSlider(value=10.0, base=
 
 # %%
 avlab.course.headline(
-    "02",
+    "03",
     visual_probe_alone=mean_std(probe_alone["visual"])[0],
     failure_gap_concat=failure["concat"][0],
     failure_gap_film=failure["film"][0],

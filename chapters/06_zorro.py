@@ -1,10 +1,10 @@
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/avlab-course/avlab/blob/v0.1.0/solutions/05_zorro.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/avlab-course/avlab/blob/v0.1.0/chapters/06_zorro.ipynb)
 #
 # On Colab, ask for a GPU first: *Runtime → Change runtime type → GPU*; then run the cells in order.
 
 # %% [markdown]
-# # Chapter 05 · Entangled representations: Zorro, the masked multimodal transformer
+# # Chapter 06 · Entangled representations: Zorro, the masked multimodal transformer
 #
 # The simplest audio-visual transformer cuts the spectrogram and the clip into patches, concatenates the two
 # token sequences and lets self-attention do the rest. Every layer then mixes the modalities, so no token of the
@@ -109,9 +109,7 @@ def mask_from_types(types):
     """(N, N) boolean Zorro mask from the (N,) token types (AUDIO=0, VIDEO=1, FUSION=2); rows are queries."""
     query, key = types[:, None], types[None, :]
     # EXERCISE: True where query i may attend to key j: same modality, or the query is a fusion token (parentheses!)
-    ### BEGIN SOLUTION
-    return (query == key) | (query == FUSION)
-    ### END SOLUTION
+    raise NotImplementedError("Exercise: True where query i may attend to key j: same modality, or the query is a fusion token (parentheses!)")
 
 
 small = mask_from_types(token_types(2, 2, 1))
@@ -294,11 +292,7 @@ for modality, other in (("audio", "video"), ("video", "audio")):
 def my_info_nce(a, v, temperature=0.1):
     """Symmetric InfoNCE between paired rows of a and v (B, D)."""
     # EXERCISE: cosine similarities / temperature, then cross-entropy towards the diagonal, both directions, averaged
-    ### BEGIN SOLUTION
-    similarity = F.normalize(a, dim=1) @ F.normalize(v, dim=1).T / temperature
-    target = torch.arange(len(a))
-    return 0.5 * (F.cross_entropy(similarity, target) + F.cross_entropy(similarity.T, target))
-    ### END SOLUTION
+    raise NotImplementedError("Exercise: cosine similarities / temperature, then cross-entropy towards the diagonal, both directions, averaged")
 
 
 a, v = torch.randn(8, 5), torch.randn(8, 5)
@@ -442,13 +436,7 @@ widgets.interact_manual(
 # **Question.** Why can Zorro's fused output not be used for uni-modal inference even though its audio and video
 # outputs can, and what would you change in training to make it usable?
 #
-# <!-- BEGIN SOLUTION -->
-# The fusion tokens attend to both streams and were trained only with both present; with audio, the fast modality,
-# available they learned to rely on it, so with audio removed they see a distribution they never met (near chance
-# above). The audio and video outputs never see the other modality, so removing it changes nothing. To make the
-# fused output robust one could train it with modalities randomly dropped (drop the tokens of one modality for some
-# batches), which the mask makes cheap: the pure streams are unaffected by the dropping.
-# <!-- END SOLUTION -->
+# *Your answer here.*
 
 # %% [markdown]
 # ## Summary
@@ -477,7 +465,7 @@ def mean(values):
 
 
 avlab.course.headline(
-    "05", seeds=SEEDS,
+    "06", seeds=SEEDS,
     zorro_fused=mean(col("Zorro", "fused")), no_mask_fused=mean(col("no mask", "fused")),
     zorro_audio_only=mean(ALONE["audio"]["Zorro"]), zorro_video_only=mean(ALONE["video"]["Zorro"]),
     no_mask_audio_only=mean(ALONE["audio"]["no mask"]), no_mask_video_only=mean(ALONE["video"]["no mask"]),

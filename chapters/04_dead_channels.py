@@ -1,10 +1,10 @@
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/avlab-course/avlab/blob/v0.1.0/solutions/03_dead_channels.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/avlab-course/avlab/blob/v0.1.0/chapters/04_dead_channels.ipynb)
 #
 # On Colab, ask for a GPU first: *Runtime → Change runtime type → GPU*; then run the cells in order.
 
 # %% [markdown]
-# # Chapter 03 · Pre-training that backfires (1): dead channels, and ABRi
+# # Chapter 04 · Pre-training that backfires (1): dead channels, and ABRi
 #
 # Starting an encoder from pre-trained weights is the default recipe. Feng, Xia and Hu ("Revisiting
 # Pre-training in Audio-Visual Learning", arXiv 2302.03533) show two ways it backfires in audio-visual models.
@@ -173,10 +173,7 @@ fig.tight_layout()
 # %%
 def count_active(out: torch.Tensor, eps: float = 0.01) -> tuple[torch.Tensor, int]:
     # EXERCISE: (C,) count of positions where out > eps, summed over batch, height and width; and the number of positions per channel
-    ### BEGIN SOLUTION
-    active = (out > eps).transpose(0, 1).reshape(out.shape[1], -1)
-    return active.sum(1), active.shape[1]
-    ### END SOLUTION
+    raise NotImplementedError("Exercise: (C,) count of positions where out > eps, summed over batch, height and width; and the number of positions per channel")
 
 
 bn = pretrained_net.layer1[0].bn1
@@ -238,9 +235,7 @@ print("conv1 kernel", tuple(kernel.shape), "->", tuple(collapse_input_channels(k
 # %%
 def abri_forward(w: torch.Tensor, bn_pre: nn.Module, bn_new: nn.Module, x: torch.Tensor) -> torch.Tensor:
     # EXERCISE: mix the pre-trained BN and its fresh twin with weight w
-    ### BEGIN SOLUTION
-    return w * bn_pre(x) + (1 - w) * bn_new(x)
-    ### END SOLUTION
+    raise NotImplementedError("Exercise: mix the pre-trained BN and its fresh twin with weight w")
 
 
 pair = ABRiBatchNorm2d(make_resnet(source_state).layer2[0].bn1, mode="channel")
@@ -260,9 +255,7 @@ print("matches avlab.methods.abri.ABRiBatchNorm2d")
 # %%
 def effective_gamma(gamma_pre: torch.Tensor, w: float = 0.5) -> torch.Tensor:
     # EXERCISE: the pair's gamma, with the fresh twin's gamma equal to 1
-    ### BEGIN SOLUTION
-    return w * gamma_pre + (1 - w) * 1.0
-    ### END SOLUTION
+    raise NotImplementedError("Exercise: the pair's gamma, with the fresh twin's gamma equal to 1")
 
 
 gammas = torch.cat([m.weight.detach() for _, m in bn_layers(pretrained_net)])
@@ -495,14 +488,14 @@ widgets.interact_manual(try_abri, mode=widgets.ToggleButtons(options=["layer", "
 #   channels revive.
 # * At this scale the dead channels were induced (L1 on γ during pre-training) and reviving them did not buy
 #   audio accuracy over plain cross-modal initialisation; the paper's gains are on full-size networks and real
-#   data. Chapter 04 turns to the second way pre-training backfires: a strong pre-trained encoder starving its
+#   data. Chapter 05 turns to the second way pre-training backfires: a strong pre-trained encoder starving its
 #   partner in joint training.
 
 # %%
 summary = plots.summary_table(table.to_dict("records"), by="condition", values=["dead_start", "dead_end", "test_acc"])
 print(summary.loc[CONDITIONS].to_string())
 avlab.course.headline(
-    "03",
+    "04",
     dead_random=mean_std(dead["random"])[0], dead_cross_modal=mean_std(dead["cross-modal"])[0],
     dead_abri=mean_std(dead["ABRi"])[0], revived_by_abri=revived.mean(),
     acc_random=mean_std(acc["random"])[0], acc_cross_modal=mean_std(acc["cross-modal"])[0],

@@ -1,12 +1,12 @@
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/avlab-course/avlab/blob/v0.1.0/solutions/04_fusion_tuning.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/avlab-course/avlab/blob/v0.1.0/chapters/05_fusion_tuning.ipynb)
 #
 # On Colab, ask for a GPU first: *Runtime → Change runtime type → GPU*; then run the cells in order.
 
 # %% [markdown]
-# # Chapter 04 · Pre-training that backfires (2): a strong encoder starves its partner, and Fusion Tuning
+# # Chapter 05 · Pre-training that backfires (2): a strong encoder starves its partner, and Fusion Tuning
 #
-# Chapter 03 looked inside one encoder. This chapter looks at two. Feng, Xia and Hu ("Revisiting Pre-training
+# Chapter 04 looked inside one encoder. This chapter looks at two. Feng, Xia and Hu ("Revisiting Pre-training
 # in Audio-Visual Learning", arXiv 2302.03533) observe that in joint audio-visual training, starting **one**
 # modality's encoder from strong pre-trained weights makes the fused model good quickly, but leaves the **other**
 # encoder under-trained: the pre-trained encoder drives the fused loss down before the other has learned much,
@@ -112,9 +112,7 @@ def joint_model(seed, audio_from=None, visual_from=None):
 # %%
 def true_class_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     # EXERCISE: (B,) softmax probability of each sample's true class
-    ### BEGIN SOLUTION
-    return F.softmax(logits, 1).gather(1, labels.view(-1, 1)).squeeze(1)
-    ### END SOLUTION
+    raise NotImplementedError("Exercise: (B,) softmax probability of each sample's true class")
 
 
 logits, labels = torch.tensor([[math.log(3), 0.0, 0.0], [0.0, 0.0, 0.0]]), torch.tensor([0, 2])
@@ -235,12 +233,7 @@ def mask_ratios(c_a, c_v, threshold=0.3, eta_a=5.0, eta_v=5.0, rho_a=0.5, rho_v=
     """Per-sample (ratio_a, ratio_v) as the authors' code computes them (negative ratios mean no mask: 0)."""
     c_a, c_v = torch.as_tensor(c_a), torch.as_tensor(c_v)
     # EXERCISE: the if / elif / else rule above, vectorised with torch.where; clamp negative ratios to 0
-    ### BEGIN SOLUTION
-    ratio_a = torch.where(c_v >= threshold, rho_a * torch.tanh(eta_a * (c_a - c_v)), torch.zeros_like(c_a))
-    ratio_v = torch.where((c_v < threshold) & (c_a >= threshold), rho_v * torch.tanh(eta_v * (c_v - c_a)),
-                          torch.zeros_like(c_v))
-    return ratio_a.clamp(min=0), ratio_v.clamp(min=0)
-    ### END SOLUTION
+    raise NotImplementedError("Exercise: the if / elif / else rule above, vectorised with torch.where; clamp negative ratios to 0")
 
 
 c_a, c_v = torch.tensor([0.9, 0.6, 0.9, 0.2]), torch.tensor([0.6, 0.9, 0.2, 0.1])
@@ -392,7 +385,7 @@ summary = plots.summary_table(frame().to_dict("records"), by="condition",
                               values=["test_acc", "first_epoch_val_acc", "visual_probe"])
 print(summary.loc[CONDITIONS].to_string())
 avlab.course.headline(
-    "04",
+    "05",
     visual_probe_scratch=mean_std(probe["joint, scratch"])[0],
     visual_probe_pretrained_audio=mean_std(probe["joint, pre-trained audio"])[0],
     visual_probe_two_stage=mean_std(probe["two-stage, no mask"])[0],
