@@ -189,12 +189,12 @@ class Trainer:
             if val is not None:
                 record.update({f"val_{k}": v for k, v in evaluate(self.model, val, self.config.modalities,
                                                                   self.config.batch_size * 4).items()})
+            self._remember_if_best(record)  # the weights just scored: before a method's epoch-end change (Re-learning)
             self.method.on_epoch_end(self, epoch, record)
             if self.scheduler is not None:
                 self.scheduler.step()
             self.history.append(record)
             self.epoch = epoch + 1
-            self._remember_if_best(record)
             bar.set_postfix({k: round(record[k], 3) for k in ("loss", "val_acc") if k in record})
             if self.checkpoint is not None:
                 self.save_checkpoint(self.checkpoint)

@@ -42,6 +42,22 @@ def test_select_restores_the_best_validation_epoch(tiny_splits, tmp_path, one_th
     assert torch.equal(weights(again), weights(model)) and rerun.record["selected_epoch"] == best
 
 
+class WipeAfterScoring(Method):
+    """Zeroes every weight at the end of the last epoch, after validation (as Re-learning's resets act)."""
+
+    def on_epoch_end(self, trainer, epoch, record):
+        if epoch == trainer.config.epochs - 1:
+            with torch.no_grad():
+                for p in trainer.model.parameters():
+                    p.zero_()
+
+
+def test_select_keeps_the_weights_that_were_scored(tiny_splits, one_thread):
+    model, run = train_model(tiny_splits, WipeAfterScoring(), epochs=2, select="val_acc", **FAST)
+    assert evaluate(model, tiny_splits["val"])["acc"] == pytest.approx(run.selected["val_acc"])
+    assert weights(model).abs().sum() > 0
+
+
 def test_select_is_off_by_default(tiny_splits, one_thread):
     model, run = train_model(tiny_splits, WipeLastEpoch(), epochs=2, **FAST)
     assert "selected_epoch" not in run.record and run.selected is run.history[-1]
