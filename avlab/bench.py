@@ -42,8 +42,8 @@ OPTIMIZERS = {"sgd": dict(optimizer="sgd", lr=0.03), "adam": dict(optimizer="ada
 PRESETS = ("dominant_audio", "dominant_visual")
 SEEDS = (0, 1, 2, 3, 4)
 # the per-run budget: small enough for ~1,000 runs in about 25 minutes on 2 CPU cores
-DATA = dict(n_train=500, n_val=150, n_test=300, frames=2)
-TRAIN = dict(epochs=4, batch_size=32, width=8)
+DATA = dict(n_train=400, n_val=100, n_test=300, frames=2)
+TRAIN = dict(epochs=3, batch_size=32, width=8)
 
 # The optimiser each method's authors trained with (research notes: methods.md, methods-more.md sections 1-3).
 DESIGNED_FOR = {
@@ -66,7 +66,7 @@ METHOD_ARGS = {
     "joint": {}, "ogm_ge": dict(alpha=0.8), "mlb": dict(alpha=0.8), "multiloss": dict(alpha=0.8, balance=False),
     "umt": dict(weight=10.0), "ume": {}, "gblending": dict(estimate_epochs=1), "agm": dict(alpha=1.5),
     "pmr": dict(alpha=2.0, end=None), "mmpareto": dict(gamma=1.5), "mmcosine": dict(scale=10.0),
-    "relearn": dict(strength=3.0, every=2, max_resets=3), "umt+mlb": dict(weight=10.0, alpha=0.8),
+    "relearn": dict(strength=3.0, every=1, max_resets=3), "umt+mlb": dict(weight=10.0, alpha=0.8),
 }
 TEACHER_METHODS = {"umt", "ume", "umt+mlb"}
 
@@ -81,11 +81,12 @@ class BenchError(ValueError):
     """A bad option (unknown method, fusion, ...) or a CSV written with other settings."""
 
 
-def make_method(name: str, teachers: dict | None = None):
-    """The plug-in for one grid name, with `METHOD_ARGS`; UMT and UMT+MLB need the uni-modal teachers."""
+def make_method(name: str, teachers: dict | None = None, **overrides):
+    """The plug-in for one grid name, with `METHOD_ARGS` (updated by `overrides`, e.g. alpha=0.5); UMT and
+    UMT+MLB need the uni-modal teachers ({modality: model})."""
     from avlab import methods as M
 
-    a = METHOD_ARGS[name]
+    a = {**METHOD_ARGS[name], **overrides}
     return {"joint": lambda: M.Method(), "ogm_ge": lambda: M.OGMGE(**a), "mlb": lambda: M.MLB(**a),
             "multiloss": lambda: M.MLB(**a), "umt": lambda: M.UMT(teachers, **a), "gblending": lambda: M.GBlending(**a),
             "agm": lambda: M.AGM(**a), "pmr": lambda: M.PMR(**a), "mmpareto": lambda: M.MMPareto(**a),
@@ -240,7 +241,8 @@ def run_grid(methods=METHODS, fusions=FUSIONS, optimizers=tuple(OPTIMIZERS), pre
             raise BenchError(f"{path} holds runs with other settings {differ} (in the CSV, now); pass another --out "
                              "or delete it to start afresh")
 
-    todo = [(m, f, o, p, s) for p in presets for o in optimizers for s in seeds for m in methods for f in fusions
+    # seed-major order: an interrupted grid holds whole seeds of every preset, optimiser, method and fusion
+    todo = [(m, f, o, p, s) for s in seeds for p in presets for o in optimizers for m in methods for f in fusions
             if (m, f, o, p, str(s)) not in done]
     log(f"avlab bench: {len(done)} row(s) already in {path}, {len(todo)} to run")
     start = time.perf_counter()
@@ -255,15 +257,40 @@ def run_grid(methods=METHODS, fusions=FUSIONS, optimizers=tuple(OPTIMIZERS), pre
                 "train": {**train, **OPTIMIZERS[o]}, "row": base_row(m, f, o, p, s), "teachers": teachers,
                 "extra_seconds": extra}
 
-    # uni-modal teachers for UMT / UME, one pair per (preset, optimiser, seed) that still needs them
-    need = sorted({(p, o, s) for m, f, o, p, s in todo if m in TEACHER_METHODS})
-    teacher_jobs = {(p, o, s, mod): {"preset": p, "seed": s, "modality": mod, "data": data,
-                                     "train": {**train, **OPTIMIZERS[o]}}
-                    for p, o, s in need for mod in ("audio", "visual")}
-    waiting = [t for t in todo if t[0] in TEACHER_METHODS]
-    ready = [t for t in todo if t[0] not in TEACHER_METHODS]
+    # One ordered queue of tasks: the uni-modal teachers of a (seed, preset, optimiser) go just before the first
+    # run that needs them (UMT, UME, UMT+MLB), and such a run waits until both of its teachers are done.
+    queue, teachers_of = [], {}
+    for t in todo:
+        m, f, o, p, s = t
+        if m in TEACHER_METHODS and (p, o, s) not in teachers_of:
+            teachers_of[p, o, s] = [(p, o, s, mod) for mod in ("audio", "visual")]
+            queue += [("teacher", key) for key in teachers_of[p, o, s]]
+        queue.append(("run", t))
     teachers: dict = {}
     ran = 0
+
+    def task_ready(task):
+        kind, key = task
+        if kind == "teacher" or key[0] not in TEACHER_METHODS:
+            return True
+        return all(k in teachers for k in teachers_of[key[3], key[2], key[4]])
+
+    def start_task(task):
+        """(function, argument) of a task; a UME row needs no worker (returns None, recorded here)."""
+        kind, key = task
+        if kind == "teacher":
+            p, o, s, mod = key
+            return _teacher_job, {"preset": p, "seed": s, "modality": mod, "data": data,
+                                  "train": {**train, **OPTIMIZERS[o]}}
+        m, f, o, p, s = key
+        if m not in TEACHER_METHODS:
+            return _run_job, job_for(*key)
+        pair = {mod: teachers[p, o, s, mod] for mod in ("audio", "visual")}
+        if m == "ume":
+            record(_ume_row(base_row(*key), pair, p, data))
+            return None
+        return _run_job, job_for(*key, teachers={mod: pair[mod]["state"] for mod in pair},
+                                 extra=sum(t["seconds"] for t in pair.values()))
 
     with path.open("a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -279,46 +306,40 @@ def run_grid(methods=METHODS, fusions=FUSIONS, optimizers=tuple(OPTIMIZERS), pre
             log(f"[{ran}/{len(todo)}] {row['preset']} {row['optimizer']} seed {row['seed']} {row['method']} "
                 f"{row['fusion']}: {acc} ({time.perf_counter() - start:.0f} s)")
 
-        def release(p, o, s):
-            """Teachers of (p, o, s) are done: UME rows now, UMT jobs to the pool."""
-            pair = {mod: teachers[p, o, s, mod] for mod in ("audio", "visual")}
-            extra = sum(t["seconds"] for t in pair.values())
-            jobs = []
-            for t in [t for t in waiting if (t[3], t[2], t[4]) == (p, o, s)]:
-                m, fus = t[0], t[1]
-                if m == "ume":
-                    record(_ume_row(base_row(*t), pair, p, data))
-                else:
-                    jobs.append(job_for(*t, teachers={mod: pair[mod]["state"] for mod in pair}, extra=extra))
-            return jobs
+        def finish(task, result):
+            if task[0] == "teacher":
+                teachers[task[1]] = result
+            else:
+                record(result)
 
         if workers <= 1:
-            for key, job in teacher_jobs.items():
-                teachers[key] = _teacher_job(job)
-            for t in ready:
-                record(_run_job(job_for(*t)))
-            for p, o, s in need:
-                for job in release(p, o, s):
-                    record(_run_job(job))
+            for task in queue:  # in order, every task's teachers come before it
+                started = start_task(task)
+                if started is not None:
+                    finish(task, started[0](started[1]))
         else:
             context = multiprocessing.get_context("spawn")  # never fork a process with threads (notebooks)
             with ProcessPoolExecutor(workers, mp_context=context, initializer=_setup_worker,
                                      initargs=(loaded,)) as pool:
-                pending = {pool.submit(_teacher_job, job): ("teacher", key) for key, job in teacher_jobs.items()}
-                pending.update({pool.submit(_run_job, job_for(*t)): ("run", t) for t in ready})
+                pending: dict = {}
                 try:
-                    while pending:
+                    while queue or pending:
+                        # keep the pool just full (workers + 1 tasks), taking the first task that can start
+                        while len(pending) <= workers:
+                            task = next((t for t in queue if task_ready(t)), None)
+                            if task is None:
+                                break
+                            queue.remove(task)
+                            started = start_task(task)
+                            if started is not None:
+                                pending[pool.submit(*started)] = task
+                        if not pending:
+                            if queue:
+                                raise RuntimeError(f"avlab bench: {len(queue)} task(s) wait for teachers never queued")
+                            break
                         finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                         for future in finished:
-                            kind, key = pending.pop(future)
-                            if kind == "run":
-                                record(future.result())
-                                continue
-                            teachers[key] = future.result()
-                            p, o, s, _ = key
-                            if all((p, o, s, mod) in teachers for mod in ("audio", "visual")):
-                                for job in release(p, o, s):
-                                    pending[pool.submit(_run_job, job)] = ("run", None)
+                            finish(pending.pop(future), future.result())
                 finally:
                     pool.shutdown(cancel_futures=True)
     seconds = time.perf_counter() - start
@@ -446,10 +467,13 @@ def plot_gains(gains, ax, order=None, title: str = "", hue: str = "optimizer"):
     order = order or [m for m in METHODS if m in set(gains.method)] or sorted(set(gains.method))
     levels = [o for o in OPTIMIZERS if o in set(gains[hue])] if hue == "optimizer" else sorted(set(gains[hue]))
     sns.barplot(gains, y="method", x="gain", hue=hue, order=order, hue_order=levels, errorbar=None, ax=ax, orient="h")
-    for level, bars in zip(levels, ax.containers):  # one container of bars per hue level, in hue order
-        se = gains[gains[hue] == level].set_index("method").reindex(order)["se"].fillna(0).to_numpy()
-        ax.errorbar([b.get_width() for b in bars], [b.get_y() + b.get_height() / 2 for b in bars], xerr=se,
-                    fmt="none", ecolor="black", lw=0.8)
+    for level, bars in zip(levels, ax.containers):  # one container per hue level; a bar per method it has
+        se = gains[gains[hue] == level].set_index("method")["se"]
+        for bar in bars:
+            centre = bar.get_y() + bar.get_height() / 2
+            method = order[round(centre)]  # categories sit at 0, 1, ...; hue levels are dodged around them
+            if method in se.index and se[method] == se[method]:  # not NaN
+                ax.errorbar(bar.get_width(), centre, xerr=se[method], fmt="none", ecolor="black", lw=0.8)
     ax.axvline(0, color="grey", lw=0.8)
     ax.set(title=title, xlabel="gain over joint (mean ± s.e. over pairs)", ylabel="")
     return ax
