@@ -398,7 +398,14 @@ def _cell(g: dict | None) -> str:
 
 
 def write_summary(rows: list[dict], out: Path) -> Path:
-    """`<out>/summary.md`: per preset, each method's gain over joint (fused test accuracy, visual and audio probe)
+    """`<out>/summary.md` (`summary_markdown`)."""
+    path = out / "summary.md"
+    path.write_text(summary_markdown(rows, out))
+    return path
+
+
+def summary_markdown(rows: list[dict], out: Path | None = None) -> str:
+    """The summary as markdown: per preset, each method's gain over joint (fused test accuracy, visual and audio probe)
     under each optimiser, mean ± s.e. over the (fusion, seed) pairs; then per fusion; then what did not run."""
     ok = [r for r in rows if r["status"] == "ok"]
     presets = sorted({r["preset"] for r in rows})
@@ -408,7 +415,7 @@ def write_summary(rows: list[dict], out: Path) -> Path:
              for metric in ("test_acc", "probe_visual", "probe_audio")}
     by_fusion = {(g["preset"], g["optimizer"], g["fusion"], g["method"]): g
                  for g in paired_gains(rows, "test_acc", by=("preset", "optimizer", "fusion"))}
-    sessions = json.loads((out / "sessions.json").read_text()) if (out / "sessions.json").exists() else []
+    sessions = json.loads((out / "sessions.json").read_text()) if out and (out / "sessions.json").exists() else []
     first = rows[0] if rows else {}
     lines = ["# The avlab grid", "",
              "Regenerate with `python -m avlab bench` (resumes: delete grid.csv to start afresh). Each run: AV-Digits "
@@ -454,9 +461,7 @@ def write_summary(rows: list[dict], out: Path) -> Path:
         lines += ["## Not run", "", "| method | fusion | status | reason |", "| --- | --- | --- | --- |"]
         lines += [f"| {m} | {f} | {s} | {why} |" for m, f, s, why in skipped]
         lines.append("")
-    path = out / "summary.md"
-    path.write_text("\n".join(lines))
-    return path
+    return "\n".join(lines)
 
 
 def plot_gains(gains, ax, order=None, title: str = "", hue: str = "optimizer"):
