@@ -1,6 +1,6 @@
 """The benchmark that regenerates itself: every method x fusion module x optimiser x preset x seed on AV-Digits.
 
-    python -m avlab bench                                   # the default grid -> results/ (about 25 min on 2 cores)
+    python -m avlab bench                                   # the default grid -> results/ (1,040 rows)
     python -m avlab bench --methods joint,mlb --fusions concat --optimizers adam --seeds 0 --out /tmp/grid
 
 One row per run in `<out>/grid.csv`: the grid's coordinates (method, fusion, optimizer, preset, seed), its status
@@ -41,7 +41,8 @@ FUSIONS = ("sum", "concat", "film", "gated")
 OPTIMIZERS = {"sgd": dict(optimizer="sgd", lr=0.03), "adam": dict(optimizer="adam", lr=3e-3)}  # SGD: momentum 0.9
 PRESETS = ("dominant_audio", "dominant_visual")
 SEEDS = (0, 1, 2, 3, 4)
-# the per-run budget: small enough for ~1,000 runs in about 25 minutes on 2 CPU cores
+# the per-run budget: ~1,000 runs took about 3 s of wall time each on 2 CPU cores shared with other jobs (load
+# 5-8): about 50 minutes for the default grid; too small for the models to finish learning (see summary.md)
 DATA = dict(n_train=400, n_val=100, n_test=300, frames=2)
 TRAIN = dict(epochs=3, batch_size=32, width=8)
 
