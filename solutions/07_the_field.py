@@ -498,8 +498,13 @@ if committed:
 #   0.034 SGD), MMCosine (+0.067 ± 0.064 under SGD) and UMT+MLB (+0.006 ± 0.023; probe +0.041 ± 0.029). The
 #   SGD-designed MMPareto and MMCosine do better under SGD than under Adam, as the notes predict for a constant
 #   gradient scale (MMPareto's γ) and a loss change that Adam does not cancel (MMCosine), but not clearly.
-# * **The grid agrees on signs more than on sizes.** Beside the grid's `dominant_audio` rows (every fusion module,
-#   a smaller budget), most gains share their sign; OGM-GE is worse under both optimisers in both.
+# * **The grid agrees on signs more than on sizes, and its budget is too small.** Beside the grid's
+#   `dominant_audio` rows (every fusion module, 5 seeds), most gains share their sign; OGM-GE is worse under both
+#   optimisers in both (grid: −0.049 ± 0.013 SGD, −0.090 ± 0.013 Adam, 20 pairs each). But the grid's joint
+#   training reaches only 0.16–0.36 fused accuracy on `dominant_audio` (0.14–0.22 on `dominant_visual`) in its 3
+#   epochs of 400 samples: its 1,040 runs took 37 minutes on 2 shared CPU cores, and its models are far from
+#   trained. Its clearest gains (G-Blending +0.062 ± 0.020 and Re-learning +0.045 ± 0.010 under SGD) may be
+#   gains in the speed of learning, not in where learning ends.
 #
 # The honest summary: at a budget that runs in minutes on a CPU, none of the twelve methods clearly beats plain
 # joint training on this data, and three are clearly worse. Chapter 01's larger budget shows MLB's gain; a grid at
