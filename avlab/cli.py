@@ -7,6 +7,7 @@
         --fusion concat --epochs 100 --optimizer sgd --scheduler step --out runs/cremad-ogmge
     python -m avlab train --data avdigits:dominant_audio --method mlb --epochs 12 --out runs/digits-mlb
     torchrun --nproc_per_node 4 -m avlab train --data vggsound ...       # DistributedDataParallel, same result
+    python -m avlab bench --out results      # every method x fusion x optimiser x preset x seed (avlab.bench)
 
 `train` writes `<out>/record.json` (the Trainer's run record), `<out>/checkpoint.pt` (one per epoch; a rerun
 of the same command resumes from it) and `<out>/results.json`, and prints one results row. It trains on the GPU
@@ -294,6 +295,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
 
     sub.add_parser("list", help="datasets, spectrogram recipes, methods, models and fusions")
+
+    from avlab import bench as B  # no torch import: the grid's names only
+    b = sub.add_parser("bench", help="the benchmark grid: methods x fusions x optimizers x presets x seeds on "
+                                     "AV-Digits -> <out>/grid.csv, summary.md, *.png (resumable)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    b.add_argument("--methods", default=",".join(B.METHODS), help="comma-separated")
+    b.add_argument("--fusions", default=",".join(B.FUSIONS), help="comma-separated")
+    b.add_argument("--optimizers", default=",".join(B.OPTIMIZERS), help="comma-separated: sgd (momentum 0.9), adam")
+    b.add_argument("--presets", default=",".join(B.PRESETS), help="comma-separated AV-Digits presets")
+    b.add_argument("--seeds", default=",".join(map(str, B.SEEDS)), help="comma-separated, or a range such as 0-4")
+    b.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core; 0: "
+                                                            "in this process)")
+    b.add_argument("--out", default="results", help="folder of grid.csv, summary.md and the figures")
+    b.add_argument("--epochs", type=int, default=B.TRAIN["epochs"], help="per run")
+    b.add_argument("--n-train", type=int, default=B.DATA["n_train"], help="training samples per run")
     return parser
 
 
@@ -576,10 +592,45 @@ def cmd_list(args) -> None:
     print("fusions:   " + " ".join(FUSIONS))
 
 
+def _names(text: str, flag: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"{flag} is empty: give comma-separated names")
+    return names
+
+
+def _seeds(text: str) -> list[int]:
+    seeds = []
+    for part in _names(text, "--seeds"):
+        low, dash, high = part.partition("-")
+        try:
+            seeds += list(range(int(low), int(high) + 1)) if dash else [int(part)]
+        except ValueError:
+            raise UsageError(f"--seeds takes integers such as 0,1,2 or 0-4, got {text!r}") from None
+    return seeds
+
+
+def cmd_bench(args) -> dict:
+    from avlab import bench
+
+    if args.epochs < 1 or args.n_train < 1:
+        raise UsageError(f"--epochs and --n-train must be positive, got {args.epochs} and {args.n_train}")
+    if args.workers is not None and args.workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+    try:
+        return bench.run_grid(_names(args.methods, "--methods"), _names(args.fusions, "--fusions"),
+                              _names(args.optimizers, "--optimizers"), _names(args.presets, "--presets"),
+                              _seeds(args.seeds), workers=args.workers, out=args.out,
+                              data={"n_train": args.n_train}, train={"epochs": args.epochs})
+    except bench.BenchError as err:
+        raise UsageError(str(err)) from None
+
+
 def run(argv=None):
-    """Parse and run one command; returns its result (train: the results row; preprocess: the report)."""
+    """Parse and run one command; returns its result (train: the results row; preprocess: the report; bench:
+    the grid's counts)."""
     args = build_parser().parse_args(argv)
-    return {"train": cmd_train, "preprocess": cmd_preprocess, "list": cmd_list}[args.command](args)
+    return {"train": cmd_train, "preprocess": cmd_preprocess, "list": cmd_list, "bench": cmd_bench}[args.command](args)
 
 
 def main(argv=None) -> None:

@@ -24,7 +24,8 @@ def build_model(data, fusion: str = "concat", width: int = 8, **kwargs) -> AVCla
 def train_model(splits: dict, method: Method | None = None, fusion: str = "concat", width: int = 8,
                 modalities=MODALITIES, seed: int = 0, checkpoint=None, record=None,
                 **config) -> tuple[AVClassifier, Run]:
-    """Train on splits["train"], validating on splits["val"]; `config` goes to TrainConfig (epochs, lr, ...)."""
+    """Train on splits["train"], validating on splits["val"]; `config` goes to TrainConfig (epochs, lr, ...;
+    `select="val_acc"` returns the model at its best validation epoch instead of its last)."""
     config = TrainConfig(seed=seed, modalities=tuple(modalities), **config)
     seed_everything(seed)  # before building: the initial weights are part of what a seed fixes
     model = build_model(splits["train"], fusion, width)

@@ -6,7 +6,8 @@
 
 It picks the device (CUDA, then MPS, then CPU), uses mixed precision on CUDA, is seeded and deterministic on
 the CPU, keeps a per-epoch history, writes one JSON record per run, and saves a checkpoint each epoch from
-which `fit` resumes exactly where it stopped.
+which `fit` resumes exactly where it stopped. `TrainConfig(select="val_acc")` ends with the weights of the best
+validation epoch instead of the last (`run.record["selected_epoch"]`, `run.selected`); off by default.
 """
 from __future__ import annotations
 
@@ -43,6 +44,10 @@ class TrainConfig:
     grad_clip: float | None = None
     num_workers: int = 0
     progress: bool = True
+    # "val_acc" (or another "val_acc*" key of the history): keep, in memory, the weights of the epoch where that
+    # validation number was highest, and restore them when training ends (the epoch is chosen on validation,
+    # never on test). None (default): the weights of the last epoch.
+    select: str | None = None
 
     def __post_init__(self):
         self.modalities = tuple(self.modalities)
@@ -53,6 +58,9 @@ class TrainConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose 'adam', 'adamw' or 'sgd'")
         if self.scheduler not in (None, "cosine", "step"):
             raise ValueError(f"unknown scheduler {self.scheduler!r}; choose None, 'cosine' or 'step'")
+        if self.select is not None and not str(self.select).startswith("val_acc"):
+            raise ValueError(f"select={self.select!r}: choose None (last epoch) or a validation accuracy of the "
+                             "history, e.g. 'val_acc' (the best-validation epoch's weights are restored)")
 
 
 @dataclass
@@ -66,6 +74,12 @@ class Run:
 
     def best(self, key: str = "val_acc"):
         return max(h[key] for h in self.history)
+
+    @property
+    def selected(self) -> dict:
+        """The history entry of the epoch whose weights the model holds (the last one unless `select`)."""
+        epoch = self.record.get("selected_epoch")
+        return self.history[-1] if epoch is None else next(h for h in self.history if h["epoch"] == epoch)
 
 
 class Trainer:
@@ -84,6 +98,7 @@ class Trainer:
         self.epoch, self.step = 0, 0
         self.history: list[dict] = []
         self.train_data = self.val_data = None  # set by fit: methods that read a split themselves (`Method.data`)
+        self.best: dict | None = None  # with config.select: {"epoch", "value", "model": state dict on the CPU}
         self.method.setup(self)
 
     # ------------------------------------------------------------------ set-up
@@ -174,6 +189,7 @@ class Trainer:
             if val is not None:
                 record.update({f"val_{k}": v for k, v in evaluate(self.model, val, self.config.modalities,
                                                                   self.config.batch_size * 4).items()})
+            self._remember_if_best(record)  # the weights just scored: before a method's epoch-end change (Re-learning)
             self.method.on_epoch_end(self, epoch, record)
             if self.scheduler is not None:
                 self.scheduler.step()
@@ -182,24 +198,39 @@ class Trainer:
             bar.set_postfix({k: round(record[k], 3) for k in ("loss", "val_acc") if k in record})
             if self.checkpoint is not None:
                 self.save_checkpoint(self.checkpoint)
+        if self.best is not None:  # the selected epoch's weights; the checkpoint keeps the last epoch's
+            self.model.load_state_dict(self.best["model"])
         run = Run(list(self.history), self.run_record(time.perf_counter() - start))
         if self.record_path is not None:
             self.record_path.parent.mkdir(parents=True, exist_ok=True)
             self.record_path.write_text(json.dumps(run.record, indent=1, default=str))
         return run
 
+    def _remember_if_best(self, record: dict) -> None:
+        key = self.config.select
+        if key is None:
+            return
+        if key not in record:
+            raise ValueError(f"select={key!r}, but the epoch's record has no {key!r} (keys: {sorted(record)}); "
+                             "pass a validation split to fit(train, val), or select=None")
+        if self.best is None or record[key] > self.best["value"]:  # ties keep the earlier epoch
+            state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            self.best = {"epoch": record["epoch"], "value": record[key], "model": state}
+
     def run_record(self, seconds: float) -> dict:
+        selected = {"select": self.config.select, "selected_epoch": self.best["epoch"]} if self.best else {}
         return {"config": asdict(self.config), "method": {"name": self.method.name, **self.method.config()},
                 "model": {"class": type(self.model).__name__, "fusion": getattr(self.model, "fusion_name", None),
                           "parameters": sum(p.numel() for p in self.model.parameters())},
-                "history": self.history, "versions": versions(), "device": str(self.device), "seconds": seconds}
+                "history": self.history, "versions": versions(), "device": str(self.device), "seconds": seconds,
+                **selected}
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path: Path) -> None:
         state = {"epoch": self.epoch, "step": self.step, "history": self.history, "config": asdict(self.config),
                  "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                 "scaler": self.scaler.state_dict(), "method": self.method.state_dict(),
+                 "scaler": self.scaler.state_dict(), "method": self.method.state_dict(), "best": self.best,
                  "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                          "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -227,6 +258,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.method.load_state_dict(state["method"])
         self.epoch, self.step, self.history = state["epoch"], state["step"], state["history"]
+        self.best = state.get("best")
         rng = state["rng"]
         torch.set_rng_state(rng["torch"].cpu())
         np.random.set_state(rng["numpy"])
