@@ -33,6 +33,8 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
+from avlab.methods import AGM, MLB, MMPareto, OGMGE, PMR, UMT, GBlending, MMCosine, Relearn
+
 # --------------------------------------------------------------------------- the grid's defaults
 
 METHODS = ("joint", "ogm_ge", "mlb", "multiloss", "umt", "ume", "gblending", "agm", "pmr", "mmpareto", "mmcosine",
@@ -46,22 +48,13 @@ SEEDS = (0, 1, 2, 3, 4)
 DATA = dict(n_train=400, n_val=100, n_test=300, frames=2)
 TRAIN = dict(epochs=3, batch_size=32, width=8)
 
-# The optimiser each method's authors trained with (research notes: methods.md, methods-more.md sections 1-3).
-DESIGNED_FOR = {
-    "joint": "-",        # the baseline: trained under every optimiser, each method is paired with its own
-    "ogm_ge": "sgd",     # OGM-GE main.py: SGD lr 1e-3, momentum 0.9, StepLR(70)
-    "mlb": "adam",       # kkontras/MLB: Adam lr 1e-4 (CREMA-D)
-    "multiloss": "adam",  # MLB's own baseline, same loop
-    "umt": "adam",       # no official code; BalanceBenchmark's re-implementation runs AdamW
-    "ume": "adam",       # its uni-modal models, as UMT's teachers
-    "gblending": "adam",  # no released estimator; BalanceBenchmark runs AdamW [not verified]
-    "agm": "sgd",        # a user config in AGM#17: SGD lr 1e-3
-    "pmr": "sgd",        # bash.sh: SGD lr 1e-3 (some released lines use AdaGrad or Adam)
-    "mmpareto": "sgd",   # SGD lr 2e-3, momentum 0.9
-    "mmcosine": "sgd",   # SGD lr 1e-3, momentum 0.9
-    "relearn": "sgd",    # SGD lr 2e-3, momentum 0.9
-    "umt+mlb": "adam",   # both parts were designed for Adam
-}
+# The optimiser each method's authors trained with: each class's `designed_for` (its docstring gives the source).
+DESIGNED_FOR = {"joint": "-",  # the baseline: trained under every optimiser, each method is paired with its own
+                "ogm_ge": OGMGE.designed_for, "mlb": MLB.designed_for, "multiloss": MLB.designed_for,
+                "umt": UMT.designed_for, "ume": UMT.designed_for, "gblending": GBlending.designed_for,
+                "agm": AGM.designed_for, "pmr": PMR.designed_for, "mmpareto": MMPareto.designed_for,
+                "mmcosine": MMCosine.designed_for, "relearn": Relearn.designed_for,
+                "umt+mlb": UMT.designed_for}  # both parts were designed for Adam
 # each method's settings in this grid (its authors' defaults, with epoch counts scaled to the budget)
 METHOD_ARGS = {
     "joint": {}, "ogm_ge": dict(alpha=0.8), "mlb": dict(alpha=0.8), "multiloss": dict(alpha=0.8, balance=False),

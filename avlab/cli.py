@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="datasets, spectrogram recipes, methods, models and fusions")
 
-    from avlab import bench as B  # no torch import: the grid's names only
+    from avlab import bench as B  # the grid's defaults, for the help text
     b = sub.add_parser("bench", help="the benchmark grid: methods x fusions x optimizers x presets x seeds on "
                                      "AV-Digits -> <out>/grid.csv, summary.md, *.png (resumable)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)

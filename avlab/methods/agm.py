@@ -96,6 +96,7 @@ class AGM(Method):
     `agm_score_<m>` (s_m), `agm_ratio_<m>` (r_m), `agm_ratio_mean_<m>` (rbar_m), `agm_k_<m>`, `agm_active`,
     `agm_clipped`."""
     name = "agm"
+    designed_for = "sgd"  # a user config in AGM#17: SGD lr 1e-3 (module docstring)
     owns = frozenset({"loss:fused", "grad:audio", "grad:visual"})
 
     def __init__(self, alpha: float = 1.5, start: int = 0, end: int | None = None, cap: float = 10.0,

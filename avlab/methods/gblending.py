@@ -80,6 +80,7 @@ class GBlending(Method):
     `gb_O_<k>` for k in fused and each modality, and `gb_kept` (1 when no head improved and the weights were
     kept)."""
     name = "gblending"
+    designed_for = "adam"  # no released estimator; BalanceBenchmark runs AdamW [not verified]
     owns = frozenset({"loss:fused", "loss:head_audio", "loss:head_visual"})
 
     def __init__(self, estimate_epochs: int = 10, start: int = 0, every: int | None = None):

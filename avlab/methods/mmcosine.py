@@ -88,6 +88,7 @@ class MMCosine(Method):
     The base fused loss is then the MMCosine loss; nothing else changes. Logged per step: `mmcosine_logit_<m>`,
     the mean true-class cosine logit of each modality (their gap is what the method keeps small)."""
     name = "mmcosine"
+    designed_for = "sgd"  # the authors' code: SGD lr 1e-3, momentum 0.9 (module docstring)
     owns = frozenset({"head"})
 
     def __init__(self, scale: float = 10.0):

@@ -85,6 +85,7 @@ class MMPareto(Method):
     Logged per step (epoch means in the history): `mmpareto_cos_<m>` (cos of the two gradients on encoder m),
     `mmpareto_conflict_<m>` (1 when cos <= 0, the min-norm branch), `mmpareto_w_fused_<m>` (w_mm)."""
     name = "mmpareto"
+    designed_for = "sgd"  # the authors' code: SGD lr 2e-3, momentum 0.9 (module docstring)
     owns = frozenset({"backward", "grad:audio", "grad:visual"})
 
     def __init__(self, gamma: float = 1.5):

@@ -93,6 +93,7 @@ class PMR(Method):
     while audio leads), `pmr_score_audio`, `pmr_score_visual` (mean true-class prototype probability),
     `pmr_coef_audio`, `pmr_coef_visual`, `pmr_active`."""
     name = "pmr"
+    designed_for = "sgd"  # the authors' bash.sh: SGD lr 1e-3 (module docstring)
     owns = frozenset()  # adds a loss, replaces none
 
     def __init__(self, alpha: float = 2.0, momentum: float = 0.0, start: int = 0, end: int | None = 70):

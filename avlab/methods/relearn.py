@@ -119,6 +119,7 @@ class Relearn(Method):
     Recorded on each diagnosed epoch: `relearn_purity_train_<m>`, `relearn_purity_held_out_<m>`,
     `relearn_alpha_<m>`; on every epoch: `relearn_resets` (how many resets so far)."""
     name = "relearn"
+    designed_for = "sgd"  # the authors' code: SGD lr 2e-3, momentum 0.9 (module docstring)
     owns = frozenset({"weights"})
 
     def __init__(self, strength: float = 3.0, every: int = 20, max_resets: int = 3, kmeans_iters: int = 20):

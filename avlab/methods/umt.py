@@ -27,6 +27,7 @@ from avlab.evaluation import predict
 
 class UMT(Method):
     name = "umt"
+    designed_for = "adam"  # no official code; BalanceBenchmark's re-implementation runs AdamW
     owns = frozenset()  # adds its own losses (distill_<m>); replaces nothing of the loop's
 
     def __init__(self, teachers: dict, weight: float = 10.0, start: int = 0, end: int | None = None):
