@@ -31,7 +31,6 @@ exits with code 2 (no traceback).
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
 from dataclasses import dataclass, field
@@ -206,17 +205,6 @@ def load_teachers(specs, build) -> dict:
 
 # ----------------------------------------------------------------------------- argument parsing
 
-def _value(text: str):
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    if text.lower() == "none":
-        return None
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def _pairs_text(items, flag: str) -> dict[str, str]:
     out = {}
     for item in items or []:
@@ -228,7 +216,8 @@ def _pairs_text(items, flag: str) -> dict[str, str]:
 
 
 def _pairs(items, flag: str) -> dict:
-    return {k: _value(v) for k, v in _pairs_text(items, flag).items()}
+    from avlab.methods.registry import literal
+    return {k: literal(v) for k, v in _pairs_text(items, flag).items()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -351,7 +340,7 @@ def plan_method(args) -> list[tuple[str, object, dict]]:
     """[(name, registry entry, options), ...] for `--method a+b` and its `--method-arg`s, checked against each
     constructor's signature, and the composition's declared conflicts, all before any data is loaded."""
     from avlab.methods.compose import check_conflicts
-    from avlab.methods.registry import OptionError, split_options
+    from avlab.methods.registry import OptionError, literal, split_options
 
     registry = methods()
     names = [n.strip() for n in args.method.split("+")]
@@ -365,7 +354,7 @@ def plan_method(args) -> list[tuple[str, object, dict]]:
     try:
         routed = split_options(names, texts, registry)
         plan = [(n, registry[n], registry[n].parse(routed[n]) if hasattr(registry[n], "parse")
-                 else {k: _value(v) for k, v in routed[n].items()}) for n in names]
+                 else {k: literal(v) for k, v in routed[n].items()}) for n in names]
         if len(names) > 1:
             check_conflicts([(n, e.claims() if hasattr(e, "claims") else frozenset()) for n, e, _ in plan])
     except OptionError as err:

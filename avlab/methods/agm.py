@@ -50,8 +50,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from avlab.methods.base import Method, in_window
-from avlab.models.fusion import FUSIONS
+from avlab.methods.base import Method, in_window, require_late_fusion
 
 PAIR = ("audio", "visual")
 
@@ -107,10 +106,8 @@ class AGM(Method):
         self._logs: dict = {}
 
     def setup(self, trainer) -> None:
-        model, fusion = trainer.model, getattr(trainer.model, "fusion_name", None)
-        if fusion not in FUSIONS or not hasattr(model, "fusion"):
-            raise ValueError(f"agm needs a late-fusion model whose fusion module takes (audio, visual) features "
-                             f"(fusion one of {sorted(FUSIONS)}); got fusion {fusion!r} ({type(model).__name__})")
+        require_late_fusion(trainer.model, "agm", "needs a late-fusion model whose fusion module takes (audio, "
+                            "visual) features")
         missing = [m for m in PAIR if m not in trainer.config.modalities]
         if missing:
             raise ValueError(f"agm balances audio against visual; the run leaves out {missing}")

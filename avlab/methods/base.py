@@ -96,6 +96,16 @@ class Method:
         return {**designed, **{k: v for k, v in vars(self).items() if not k.startswith("_") and isinstance(v, plain)}}
 
 
+def require_late_fusion(model, method: str, why: str) -> None:
+    """A clear error unless `model` has separate encoders joined by one of the late-fusion modules."""
+    from avlab.models.fusion import FUSIONS  # local: models import nothing from methods, keep it that way
+
+    fusion = getattr(model, "fusion_name", None)
+    if fusion not in FUSIONS or not hasattr(model, "fusion"):
+        raise ValueError(f"{method} {why} (fusion one of {sorted(FUSIONS)}); got fusion {fusion!r} "
+                         f"({type(model).__name__})")
+
+
 def refuse_test_split(data, role: str, method: str) -> None:
     """A clear error if `data` says it is the test split (AV-Digits and real datasets carry `.split`)."""
     split = getattr(data, "split", None) or getattr(getattr(data, "dataset", None), "split", None)

@@ -42,8 +42,7 @@ from __future__ import annotations
 
 import torch
 
-from avlab.methods.base import Method
-from avlab.models.fusion import FUSIONS
+from avlab.methods.base import Method, require_late_fusion
 
 
 def min_norm_weights(g1: torch.Tensor, g2: torch.Tensor) -> tuple[float, float]:
@@ -93,12 +92,9 @@ class MMPareto(Method):
         self._logs: dict = {}
 
     def setup(self, trainer) -> None:
-        model, fusion = trainer.model, getattr(trainer.model, "fusion_name", None)
-        if fusion not in FUSIONS:
-            raise ValueError(f"mmpareto needs separate encoders with a late-fusion module (fusion one of "
-                             f"{sorted(FUSIONS)}); got fusion {fusion!r} ({type(model).__name__}), whose "
-                             "modalities share parameters")
-        model.detach_heads = False  # the loop's head losses become the uni-modal losses of the multi-loss
+        require_late_fusion(trainer.model, "mmpareto", "needs separate encoders with a late-fusion module, not a "
+                            "model whose modalities share parameters")
+        trainer.model.detach_heads = False  # the loop's head losses become the uni-modal losses of the multi-loss
 
     def backward(self, loss: torch.Tensor, losses: dict[str, torch.Tensor], trainer) -> None:
         model, scaler, modalities = trainer.model, trainer.scaler, trainer.config.modalities

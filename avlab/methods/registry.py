@@ -58,7 +58,7 @@ class Option:
                 return low in ("true", "1", "yes")
             if base == "str":
                 return text
-            value = ast.literal_eval(text) if base == "tuple" else _literal(text)
+            value = ast.literal_eval(text) if base == "tuple" else literal(text)
             if base == "tuple":
                 if not isinstance(value, (tuple, list)):
                     raise ValueError(text)
@@ -71,7 +71,8 @@ class Option:
                               f"got {text!r}") from None
 
 
-def _literal(text: str):
+def literal(text: str):
+    """A command-line value as Python: true/false/none, a literal (0.5, (4, 4), 'x'), else the text itself."""
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
     if text.lower() == "none":

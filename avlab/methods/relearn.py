@@ -43,8 +43,7 @@ import math
 import torch
 from torch.utils.data import DataLoader
 
-from avlab.methods.base import Method
-from avlab.models.fusion import FUSIONS
+from avlab.methods.base import Method, require_late_fusion
 
 
 def minmax_scale(x: torch.Tensor, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
@@ -130,12 +129,9 @@ class Relearn(Method):
         self._resets = 0
 
     def setup(self, trainer) -> None:
-        model, fusion = trainer.model, getattr(trainer.model, "fusion_name", None)
-        if fusion not in FUSIONS:
-            raise ValueError(f"relearn re-initialises separate encoders of a late-fusion model (fusion one of "
-                             f"{sorted(FUSIONS)}); got fusion {fusion!r} ({type(model).__name__}), whose "
-                             "modalities share parameters")
-        self._initial = {m: [p.detach().clone() for p in model.encoder(m).parameters()]
+        require_late_fusion(trainer.model, "relearn", "re-initialises separate encoders of a late-fusion model, not "
+                            "one whose modalities share parameters")
+        self._initial = {m: [p.detach().clone() for p in trainer.model.encoder(m).parameters()]
                          for m in trainer.config.modalities}
 
     def due(self, epoch: int) -> bool:
