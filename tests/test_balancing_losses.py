@@ -102,7 +102,8 @@ def test_gblending_trains_on_every_fusion(tiny_splits, fusion):
             raw = {k: max(h[f"gb_G_{k}"], 0) / max(abs(h[f"gb_O_{k}"]), 1e-4) ** 2
                    for k in ("fused", "audio", "visual")}
             assert h["gb_w_audio"] == pytest.approx(raw["audio"] / sum(raw.values()), rel=1e-6)
-    assert run.record["method"] == {"name": "gblending", "estimate_epochs": 1, "start": 0, "every": 1}
+    assert run.record["method"] == {"name": "gblending", "designed_for": "adam", "estimate_epochs": 1, "start": 0,
+                                    "every": 1}
 
 
 def test_gblending_resumes_exactly(tiny_splits, tmp_path):
@@ -217,7 +218,8 @@ def test_cosine_logits_by_hand():
 def test_mmcosine_trains_and_evaluates_with_cosine_logits(tiny_splits, fusion):
     model, run = train_model(tiny_splits, MMCosine(scale=10.0), fusion=fusion, epochs=2, **FAST)
     check_history(run, ("mmcosine_logit_audio", "mmcosine_logit_visual", "loss_fused"))
-    assert isinstance(model.fusion, CosineFusion) and run.record["method"] == {"name": "mmcosine", "scale": 10.0}
+    assert isinstance(model.fusion, CosineFusion) and run.record["method"] == {"name": "mmcosine",
+                                                                                   "designed_for": "sgd", "scale": 10.0}
     model.eval()
     batch = next(iter(torch.utils.data.DataLoader(tiny_splits["val"], 16)))
     with torch.no_grad():
