@@ -43,10 +43,18 @@ FUSIONS = ("sum", "concat", "film", "gated")
 OPTIMIZERS = {"sgd": dict(optimizer="sgd", lr=0.03), "adam": dict(optimizer="adam", lr=3e-3)}  # SGD: momentum 0.9
 PRESETS = ("dominant_audio", "dominant_visual")
 SEEDS = (0, 1, 2, 3, 4)
-# the per-run budget: ~1,000 runs took about 3 s of wall time each on 2 CPU cores shared with other jobs (load
-# 5-8): about 50 minutes for the default grid; too small for the models to finish learning (see summary.md)
-DATA = dict(n_train=400, n_val=100, n_test=300, frames=2)
-TRAIN = dict(epochs=3, batch_size=32, width=8)
+# The per-run budgets, by name (`--budget`). "quick": ~1,000 runs took about 3 s of wall time each on 2 CPU cores
+# shared with other jobs: about 40 minutes for the default grid, but too small for the models to finish learning
+# (joint reaches 0.16-0.36; see results/summary.md). "chapter01": chapter 01's data and budget, where the dominance
+# of audio is clear; about 13 s a run on one core, so chapter 07 runs its slice (concat, dominant_audio) into
+# results/field/; the whole grid at this budget is hours on a CPU, minutes on a GPU.
+BUDGETS = {
+    "quick": dict(data=dict(n_train=400, n_val=100, n_test=300, frames=2),
+                  train=dict(epochs=3, batch_size=32, width=8)),
+    "chapter01": dict(data=dict(n_train=1500, n_val=200, n_test=500, frames=2, vis_noise=0.2, snr_db=5.0),
+                      train=dict(epochs=6, batch_size=64, width=8)),
+}
+DATA, TRAIN = BUDGETS["quick"]["data"], BUDGETS["quick"]["train"]
 
 # The optimiser each method's authors trained with: each class's `designed_for` (its docstring gives the source).
 DESIGNED_FOR = {"joint": "-",  # the baseline: trained under every optimiser, each method is paired with its own
@@ -67,8 +75,9 @@ TEACHER_METHODS = {"umt", "ume", "umt+mlb"}
 KEYS = ("method", "fusion", "optimizer", "preset", "seed")
 COLUMNS = (*KEYS, "status", "reason", "test_acc", "probe_visual", "probe_audio", "best_val_acc", "selected_epoch",
            "seconds", "designed_for", "epochs", "batch_size", "width", "lr", "n_train", "n_val", "n_test", "frames",
-           "method_args", "avlab", "torch")
-SETTINGS = ("epochs", "batch_size", "width", "lr", "n_train", "n_val", "n_test", "frames", "method_args")
+           "vis_noise", "snr_db", "method_args", "avlab", "torch")
+SETTINGS = ("epochs", "batch_size", "width", "lr", "n_train", "n_val", "n_test", "frames", "vis_noise", "snr_db",
+            "method_args")
 
 
 class BenchError(ValueError):
@@ -195,16 +204,24 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: r.get(k, "") for k in COLUMNS} for r in rows)
+
+
 def _settings(row: dict) -> dict:
-    return {k: str(row[k]) for k in SETTINGS}
+    return {k: str(row.get(k, "")) for k in SETTINGS}  # a CSV from before a column existed holds "" (the default)
 
 
 def run_grid(methods=METHODS, fusions=FUSIONS, optimizers=tuple(OPTIMIZERS), presets=PRESETS, seeds=SEEDS,
              workers: int | None = None, out="results", data: dict | None = None, train: dict | None = None,
-             log=print) -> dict:
+             budget: str = "quick", log=print) -> dict:
     """Run every missing row of the grid into `<out>/grid.csv`, then rewrite the summary and figures.
 
-    `data`/`train` override `DATA`/`TRAIN` (the per-run budget). Returns {"ran", "skipped", "seconds", "rows"}."""
+    `budget` names the per-run budget (`BUDGETS`); `data`/`train` override its entries. Returns {"ran", "skipped",
+    "seconds", "rows"}."""
     import avlab
     import torch
 
@@ -213,7 +230,9 @@ def run_grid(methods=METHODS, fusions=FUSIONS, optimizers=tuple(OPTIMIZERS), pre
     methods, fusions, optimizers, presets = (list(x) for x in (methods, fusions, optimizers, presets))
     seeds = list(seeds)
     check_options(methods, fusions, optimizers, presets, seeds)
-    data, train = {**DATA, **(data or {})}, {**TRAIN, **(train or {})}
+    if budget not in BUDGETS:
+        raise BenchError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
+    data, train = {**BUDGETS[budget]["data"], **(data or {})}, {**BUDGETS[budget]["train"], **(train or {})}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "grid.csv"
@@ -224,14 +243,14 @@ def run_grid(methods=METHODS, fusions=FUSIONS, optimizers=tuple(OPTIMIZERS), pre
         t = {**train, **OPTIMIZERS[opt]}
         return {"method": method, "fusion": fusion, "optimizer": opt, "preset": preset, "seed": seed, "status": "",
                 "reason": "", "designed_for": DESIGNED_FOR[method], "epochs": t["epochs"],
-                "batch_size": t["batch_size"], "width": t["width"], "lr": t["lr"], **{k: data[k] for k in (
-                    "n_train", "n_val", "n_test", "frames")}, "method_args": json.dumps(METHOD_ARGS[method], sort_keys=True),
+                "batch_size": t["batch_size"], "width": t["width"], "lr": t["lr"], **{k: data.get(k, "") for k in (
+                    "n_train", "n_val", "n_test", "frames", "vis_noise", "snr_db")}, "method_args": json.dumps(METHOD_ARGS[method], sort_keys=True),
                 "avlab": avlab.__version__, "torch": torch.__version__}
 
     for r in done_rows:  # resuming: the CSV must hold this grid's budget, or the rows would not compare
         now = _settings(base_row(r["method"], r["fusion"], r["optimizer"], r["preset"], int(r["seed"])))
         if _settings(r) != now:
-            differ = {k: (r[k], now[k]) for k in SETTINGS if str(r[k]) != now[k]}
+            differ = {k: (r.get(k, ""), now[k]) for k in SETTINGS if str(r.get(k, "")) != now[k]}
             raise BenchError(f"{path} holds runs with other settings {differ} (in the CSV, now); pass another --out "
                              "or delete it to start afresh")
 
@@ -286,6 +305,8 @@ def run_grid(methods=METHODS, fusions=FUSIONS, optimizers=tuple(OPTIMIZERS), pre
         return _run_job, job_for(*key, teachers={mod: pair[mod]["state"] for mod in pair},
                                  extra=sum(t["seconds"] for t in pair.values()))
 
+    if done_rows and list(done_rows[0]) != list(COLUMNS):  # a CSV from an older avlab: rewrite it with today's header
+        _write_rows(path, done_rows)
     with path.open("a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         if not done_rows:

@@ -297,8 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core; 0: "
                                                             "in this process)")
     b.add_argument("--out", default="results", help="folder of grid.csv, summary.md and the figures")
-    b.add_argument("--epochs", type=int, default=B.TRAIN["epochs"], help="per run")
-    b.add_argument("--n-train", type=int, default=B.DATA["n_train"], help="training samples per run")
+    b.add_argument("--budget", default="quick", choices=list(B.BUDGETS),
+                   help="the per-run data and training budget (avlab.bench.BUDGETS): quick, or chapter01 (chapter "
+                        "01's data and 6 epochs, as chapter 07 uses)")
+    b.add_argument("--epochs", type=int, default=None, help="per run (default: the budget's)")
+    b.add_argument("--n-train", type=int, default=None, help="training samples per run (default: the budget's)")
     return parser
 
 
@@ -602,15 +605,16 @@ def _seeds(text: str) -> list[int]:
 def cmd_bench(args) -> dict:
     from avlab import bench
 
-    if args.epochs < 1 or args.n_train < 1:
+    if any(v is not None and v < 1 for v in (args.epochs, args.n_train)):
         raise UsageError(f"--epochs and --n-train must be positive, got {args.epochs} and {args.n_train}")
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {args.workers}")
     try:
         return bench.run_grid(_names(args.methods, "--methods"), _names(args.fusions, "--fusions"),
                               _names(args.optimizers, "--optimizers"), _names(args.presets, "--presets"),
-                              _seeds(args.seeds), workers=args.workers, out=args.out,
-                              data={"n_train": args.n_train}, train={"epochs": args.epochs})
+                              _seeds(args.seeds), workers=args.workers, out=args.out, budget=args.budget,
+                              data={} if args.n_train is None else {"n_train": args.n_train},
+                              train={} if args.epochs is None else {"epochs": args.epochs})
     except bench.BenchError as err:
         raise UsageError(str(err)) from None
 

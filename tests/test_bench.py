@@ -72,3 +72,30 @@ def test_bad_options_are_one_line(argv, message, tmp_path, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1 and not (tmp_path / "grid.csv").exists()
+
+
+def test_a_named_budget_is_recorded_and_an_older_csv_resumes(avdigits_cache, tmp_path):
+    """`budget="chapter01"` brings chapter 01's data knobs (vis_noise, snr_db) into every row; a CSV written before
+    those columns existed (the quick budget, which leaves them at the preset's default) resumes under today's header."""
+    grid = dict(fusions=["concat"], optimizers=["sgd"], presets=["dominant_audio"], seeds=[0], workers=0,
+                log=lambda *a: None)
+    small = dict(data=dict(n_train=200, n_val=100, n_test=100, cache_dir=avdigits_cache), train=dict(epochs=1, width=4))
+    bench.run_grid(["joint"], out=tmp_path / "c1", budget="chapter01", **small, **grid)
+    (row,) = rows(tmp_path / "c1" / "grid.csv")
+    assert (row["vis_noise"], row["snr_db"], row["batch_size"], row["n_train"]) == ("0.2", "5.0", "64", "200")
+    with pytest.raises(bench.BenchError, match="unknown budget 'huge'"):
+        bench.run_grid(["joint"], out=tmp_path / "c2", budget="huge", **small, **grid)
+
+    old = tmp_path / "old"
+    bench.run_grid(["joint"], out=old, **small, **grid)
+    (quick,) = rows(old / "grid.csv")
+    assert quick["vis_noise"] == "" and quick["batch_size"] == "32"
+    older = [c for c in bench.COLUMNS if c not in ("vis_noise", "snr_db")]
+    with (old / "grid.csv").open("w", newline="") as f:  # as an avlab without those columns wrote it
+        writer = csv.DictWriter(f, fieldnames=older)
+        writer.writeheader()
+        writer.writerow({k: quick[k] for k in older})
+    again = bench.run_grid(["joint", "mmcosine"], out=old, **small, **grid)
+    assert again["skipped"] == 1 and again["ran"] == 1
+    assert [r["method"] for r in rows(old / "grid.csv")] == ["joint", "mmcosine"]
+    assert list(rows(old / "grid.csv")[0]) == list(bench.COLUMNS)
