@@ -46,7 +46,7 @@ SEEDS = (0, 1, 2, 3, 4)
 # The per-run budgets, by name (`--budget`). "quick": ~1,000 runs took about 3 s of wall time each on 2 CPU cores
 # shared with other jobs: about 40 minutes for the default grid, but too small for the models to finish learning
 # (joint reaches 0.16-0.36; see results/summary.md). "chapter01": chapter 01's data and budget, where the dominance
-# of audio is clear; about 13 s a run on one core, so chapter 07 runs its slice (concat, dominant_audio) into
+# of audio is clear; a median 21 s a run on one busy core, so chapter 07 runs its slice (concat, dominant_audio) into
 # results/field/; the whole grid at this budget is hours on a CPU, minutes on a GPU.
 BUDGETS = {
     "quick": dict(data=dict(n_train=400, n_val=100, n_test=300, frames=2),

@@ -83,8 +83,9 @@ from avlab.methods.umt import ensemble_accuracy
 # (chapter 01's), SGD with momentum 0.9 at lr 0.03 (chapter 02's). A method and joint training with the same seed
 # start from the same weights and see the same batches, so each seed gives one **paired** difference.
 #
-# This budget is `avlab.bench.BUDGETS["chapter01"]`. One run takes about 13 s on a CPU core; every method under
-# both optimisers over five seeds is 150 trainings, about half an hour on two cores: too long for a chapter. So the
+# This budget is `avlab.bench.BUDGETS["chapter01"]`. One run took a median 21 s on one core of a busy machine;
+# every method under both optimisers over five seeds is 150 trainings, 48 minutes there: far too long for a
+# chapter. So the
 # table below comes from a **committed run of the one command** that regenerates it,
 #
 #     python -m avlab bench --budget chapter01 --fusions concat --presets dominant_audio --out results/field
@@ -151,7 +152,7 @@ field_rows = bench.read_rows(FIELD / "grid.csv")
 complete = len(bench.METHODS) * len(OPTIMIZERS) * len(FIELD_SEEDS)
 if len(field_rows) < complete:  # no committed run here (a pip install): make it; a rerun resumes where it stopped
     FIELD = avlab.utils.data_dir() / "results" / "field"
-    print(f"running the field grid into {FIELD}: about 30 minutes on 2 CPU cores, a few on a GPU")
+    print(f"running the field grid into {FIELD}: about 30-50 minutes on 2 CPU cores")
     bench.run_grid(bench.METHODS, seeds=FIELD_SEEDS, out=FIELD, **GRID)
     field_rows = bench.read_rows(FIELD / "grid.csv")
 meta = field_rows[0]
