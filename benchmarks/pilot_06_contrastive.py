@@ -7,7 +7,7 @@ and data, Adam, batch 64, tau 0.1 unless said; class retrieval a->v on the 1,000
 probes of the audio / video stream used alone, random init 0.435 / 0.231):
 
     1,500 clips, 30 epochs (703 steps)              train in-batch retrieval 0.96, class ret. 0.13, probes 0.47 / 0.30
-    same, tau 0.5 / batch 256, tau 0.3 / lr 3e-4    class ret. 0.14 / 0.10 / 0.14, probes <= 0.47 / 0.30
+    same, tau 0.5 / batch 256, tau 0.3 / lr 3e-4    class ret. 0.14 / 0.10 / 0.14, probes <= 0.48 / 0.30
     same, Gaussian noise on both inputs (0.5 sd)    class ret. 0.06, probes 0.39 / 0.21
     4,000 pairs, 9 epochs (563 steps)               class ret. 0.17, probes 0.52 / 0.34
     12,000 pairs, 3 epochs (563 steps)              class ret. 0.37, probes 0.72 / 0.53
