@@ -114,6 +114,19 @@ def test_info_nce_matches_a_hand_computation():
     assert retrieval_accuracy(torch.tensor([[1.0, 0.0], [1.0, 0.0]]), v).item() == 0.5  # both rows pick column 0
 
 
+def test_class_retrieval_counts_a_neighbour_of_the_same_class():
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]])
+    v = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 2.0]])
+    # nearest video by cosine: row 0 -> 1, row 1 -> 0 (ties with 2 resolve to the first), row 2 -> 1
+    assert retrieval_accuracy(a, v).item() == 0.0  # no row finds its own pair
+    labels = torch.tensor([3, 3, 5])
+    assert retrieval_accuracy(a, v, labels).item() == pytest.approx(2 / 3)  # rows 0, 1: label 3 = 3; row 2: 3 != 5
+    with pytest.raises(ValueError, match="labels must have shape"):
+        retrieval_accuracy(a, v, labels[:2])
+    with pytest.raises(ValueError, match="same shape"):
+        retrieval_accuracy(a, v[:2])
+
+
 def test_detached_heads_leave_the_transformer_to_the_method():
     net = model()
     net.detach_heads = True
