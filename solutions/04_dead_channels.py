@@ -418,22 +418,22 @@ print(f"ABRi - cross-modal: {abri_minus_cross.mean():+.3f} ± {abri_minus_cross.
 #
 # | start | dead channels after training | audio test accuracy |
 # |---|---|---|
-# | random | 0.000 ± 0.000 | 0.579 ± 0.023 |
-# | cross-modal | 0.123 ± 0.014 | 0.715 ± 0.010 |
-# | ABRi | 0.000 ± 0.000 | 0.686 ± 0.033 |
-# | BN reset | 0.000 ± 0.000 | 0.662 ± 0.029 |
+# | random | 0.000 ± 0.000 | 0.581 ± 0.037 |
+# | cross-modal | 0.126 ± 0.004 | 0.709 ± 0.036 |
+# | ABRi | 0.000 ± 0.000 | 0.693 ± 0.040 |
+# | BN reset | 0.000 ± 0.000 | 0.670 ± 0.006 |
 #
 # Every pre-trained start beats random initialisation by a wide margin (pre-training on digit images helps
 # even on spectrograms). But **ABRi does not beat plain cross-modal initialisation on audio accuracy with the
-# shipped checkpoint** (−0.03 ± 0.03): it revives every dead channel, and that buys nothing measurable here,
+# shipped checkpoint** (−0.016 ± 0.076): it revives every dead channel, and that buys nothing measurable here,
 # where the channels that survive are enough for the task. ABRi does keep more of the pre-trained network
-# than resetting every BN (+0.02, within the seed spread too): the learnable w lets the layers that were fine
+# than resetting every BN (+0.023, within the seed spread too): the learnable w lets the layers that were fine
 # keep their pre-trained BN. The next section finds where dead channels do cost accuracy.
 #
 # ## Where dead channels cost accuracy: a larger dose
 #
 # Dead channels cost *capacity*; they cost accuracy only where the channels left alive are too few for the task.
-# The shipped checkpoint has 40 % small channels and leaves 12 % dead after fine-tuning, and the rest suffice.
+# The shipped checkpoint has 40 % small channels and leaves 13 % dead after fine-tuning, and the rest suffice.
 # So we raise the dose: `silence_channels(source_state, f)` makes the fraction f of every BN layer's channels
 # small in |γ| and |β| (multiplied by 0.01), taking first those of smallest |γ|, the ones the γ-L1 of the
 # pre-training was already shrinking. f = 0 is the checkpoint as is; the conv weights are never touched.
@@ -452,9 +452,11 @@ print(f"ABRi - cross-modal: {abri_minus_cross.mean():+.3f} ± {abri_minus_cross.
 # does not move; BN reset is the same network at every dose, since it overwrites every BN parameter and
 # statistic, the only thing the dose touches. With shorter fine-tuning (validation accuracy after 4 epochs) the
 # gap is larger still: fine-tuning slowly brings back part of what the dead channels cost. We took f = 0.75,
-# the largest gain in units of its standard error, and fixed the assertions before running seeds 0–2:
-# paired over the seeds, ABRi − cross-modal > max(2 s.e., 0.02) at f = 0.75, and cross-modal at f = 0 minus
-# cross-modal at f = 0.75 > max(2 s.e., 0.02) (the dose costs plain transfer accuracy).
+# the largest gain in units of its standard error, and fixed two criteria before running seeds 0–2, paired
+# over the seeds: the dose costs plain transfer accuracy (cross-modal at f = 0 minus cross-modal at f = 0.75 >
+# max(2 s.e., 0.02)), and ABRi beats cross-modal at f = 0.75 (ABRi − cross-modal > max(2 s.e., 0.02)). The
+# first is asserted below; the second did not hold on seeds 0–2 and is printed, not asserted (see after the
+# cell).
 
 # %%
 DOSE = 0.75  # chosen on the pilot seeds (benchmarks/pilot_04_abri.py)
@@ -516,10 +518,18 @@ print(f"dose {DOSE}: ABRi - cross-modal {abri_gain[0]:+.3f} ± {abri_gain[1]:.3f
 print(f"cross-modal, dose 0 - dose {DOSE}: {dose_cost[0]:+.3f} ± {dose_cost[1]:.3f}")
 if not USE_IMAGENET:  # fixed on the pilot for the shipped checkpoint
     assert dose_cost[0] > max(2 * dose_cost[1], 0.02), "the dose of dead channels should cost cross-modal accuracy"
-    assert abri_gain[0] > max(2 * abri_gain[1], 0.02), "ABRi should beat cross-modal init where channels are short"
+print("ABRi - cross-modal at the dose, pre-registered criterion > max(2 s.e., 0.02):",
+      "met" if abri_gain[0] > max(2 * abri_gain[1], 0.02) else "NOT met on these seeds")
 
 # %% [markdown]
-# The cells above print the paired gains of your run (seeds 0–2).
+# **What we measured** (seeds 0–2, 2 threads; paired mean ± s.e.). The dose costs plain transfer accuracy:
+# cross-modal falls from 0.709 to 0.647 (−0.062 ± 0.005, asserted), with 0.145 of its channels dead after
+# training. ABRi revives every channel and ends at 0.676, **+0.029 ± 0.019 over cross-modal**: the direction of
+# the pilot (+0.078 ± 0.024 on seeds 20–22) and above 0.02, but only 1.5 standard errors (seed 1 is a tie,
+# 0.675 against 0.676), so the pre-registered criterion is **not met** and we do not assert a gain. What three
+# seeds establish here is the cause of the null result at the shipped dose: dead channels cost accuracy only
+# once they are the network's shortage, and there ABRi (0.676) and BN reset (0.670) sit where the undosed
+# network does, while plain transfer loses. A firm ABRi gain would need more seeds than the chapter's budget.
 #
 # ## What ABRi learned
 #
@@ -587,8 +597,8 @@ widgets.interact_manual(try_abri, mode=widgets.ToggleButtons(options=["layer", "
 # * At this scale the dead channels were induced (L1 on γ during pre-training). With the shipped checkpoint
 #   the channels left alive are enough, and reviving the dead ones buys no audio accuracy over plain
 #   cross-modal initialisation. Give the source network more dead channels (81 % small instead of 40 %) and
-#   plain transfer loses accuracy while ABRi keeps it: ABRi pays where the dead channels are the network's
-#   shortage. Chapter 05 turns to the second way pre-training backfires: a strong pre-trained encoder starving its
+#   plain transfer loses accuracy (asserted); ABRi comes out ahead there (+0.03 on seeds 0–2, +0.08 on the
+#   pilot's), though not by the margin fixed in advance on three seeds. Chapter 05 turns to the second way pre-training backfires: a strong pre-trained encoder starving its
 #   partner in joint training.
 
 # %%
