@@ -23,7 +23,8 @@
 # In this chapter you will
 # 1. meter dead channels (|γ|, |β| histograms, and the fraction of channels that almost never fire);
 # 2. transfer a pre-trained image network to the audio encoder and watch dead channels survive fine-tuning;
-# 3. apply ABRi and measure how many it revives, and what that does to audio accuracy.
+# 3. apply ABRi and measure how many it revives, and what that does to audio accuracy;
+# 4. find where dead channels cost accuracy (a larger dose of them), and measure ABRi's gain there.
 
 # %%
 # Colab set-up: installs avlab 0.1.0, the version this notebook was written for (Colab keeps its own torch).
@@ -58,7 +59,7 @@ from avlab import plots
 from avlab.methods.abri import ABRiBatchNorm2d, apply_abri, mixing_weights, reset_bn
 from avlab.data import load_avdigits
 from avlab.diagnostics.dead_channels import (activation_rates, bn_layers, bn_parameters, dead_channel_rows, dead_fraction,
-                                 filter_gradient_norms, stage_of)
+                                 filter_gradient_norms, silence_channels, stage_of)
 from avlab.experiment import build_model, mean_std
 from avlab.weights.pretrain import pretrained_provenance, pretrained_visual_state
 from avlab.train import Trainer, TrainConfig, evaluate
@@ -277,13 +278,14 @@ splits = load_avdigits("complementary")
 train, val, test = splits["train"], splits["val"], splits["test"]
 
 
-def audio_run(init: str, seed: int, abri_mode: str = "layer", w0: float = 0.5, epochs: int = EPOCHS):
-    """Train the audio-alone model from `init`; returns the model, its run, the per-channel activation rates
-    at the start (batch statistics: the running ones still describe images) and at the end (test set)."""
+def audio_run(init: str, seed: int, abri_mode: str = "layer", w0: float = 0.5, epochs: int = EPOCHS, source=None):
+    """Train the audio-alone model from `init` (pre-trained weights: `source`, default `source_state`); returns
+    the model, its run, the per-channel activation rates at the start (batch statistics: the running ones still
+    describe images) and at the end (test set)."""
     seed_everything(seed)
     model = build_model(train, "concat", WIDTH)
     if init != "random":
-        report = cross_modal_init(model, source_state, "audio", input_mode="sum")
+        report = cross_modal_init(model, source_state if source is None else source, "audio", input_mode="sum")
         assert len(report["loaded"]) == len(model.audio.backbone.state_dict())  # every tensor arrived
     if init == "ABRi":
         apply_abri(model.audio.backbone, abri_mode, w0)
@@ -409,19 +411,118 @@ print(f"ABRi - cross-modal: {abri_minus_cross.mean():+.3f} ± {abri_minus_cross.
 #
 # | start | dead channels after training | audio test accuracy |
 # |---|---|---|
-# | random | 0.000 ± 0.000 | 0.579 ± 0.023 |
-# | cross-modal | 0.123 ± 0.014 | 0.715 ± 0.010 |
-# | ABRi | 0.000 ± 0.000 | 0.686 ± 0.033 |
-# | BN reset | 0.000 ± 0.000 | 0.662 ± 0.029 |
+# | random | 0.000 ± 0.000 | 0.581 ± 0.037 |
+# | cross-modal | 0.126 ± 0.004 | 0.709 ± 0.036 |
+# | ABRi | 0.000 ± 0.000 | 0.693 ± 0.040 |
+# | BN reset | 0.000 ± 0.000 | 0.670 ± 0.006 |
 #
 # Every pre-trained start beats random initialisation by a wide margin (pre-training on digit images helps
-# even on spectrograms). But **ABRi does not beat plain cross-modal initialisation on audio accuracy at this
-# scale** (−0.03 ± 0.03): it revives every dead channel, and that buys nothing measurable here, where the
-# network is already wide enough for the task without them. ABRi does keep more of the pre-trained network
-# than resetting every BN (+0.02, within the seed spread too): the learnable w lets the layers that were fine
-# keep their pre-trained BN. The paper reports gains on real datasets with
-# full-size networks; we do not reproduce them, and this chapter asserts only what it measures: the dead
-# channels and their revival.
+# even on spectrograms). But **ABRi does not beat plain cross-modal initialisation on audio accuracy with the
+# shipped checkpoint** (−0.016 ± 0.076): it revives every dead channel, and that buys nothing measurable here,
+# where the channels that survive are enough for the task. ABRi does keep more of the pre-trained network
+# than resetting every BN (+0.023, within the seed spread too): the learnable w lets the layers that were fine
+# keep their pre-trained BN. The next section finds where dead channels do cost accuracy.
+#
+# ## Where dead channels cost accuracy: a larger dose
+#
+# Dead channels cost *capacity*; they cost accuracy only where the channels left alive are too few for the task.
+# The shipped checkpoint has 40 % small channels and leaves 13 % dead after fine-tuning, and the rest suffice.
+# So we raise the dose: `silence_channels(source_state, f)` makes the fraction f of every BN layer's channels
+# small in |γ| and |β| (multiplied by 0.01), taking first those of smallest |γ|, the ones the γ-L1 of the
+# pre-training was already shrinking. f = 0 is the checkpoint as is; the conv weights are never touched.
+#
+# **How the dose was chosen** (`benchmarks/pilot_04_abri.py`: this chapter's setting, pilot seeds 20–22, never
+# the seeds below; 2 one-thread processes; audio test accuracy mean ± std, paired differences mean ± s.e.):
+#
+# | dose f | channels with \|γ\|, \|β\| < 0.05 | cross-modal | ABRi | BN reset | ABRi − cross-modal | ABRi − cross-modal, val acc after 4 of 8 epochs |
+# | --- | --- | --- | --- | --- | --- | --- |
+# | 0 (shipped) | 0.405 | 0.723 ± 0.007 | 0.703 ± 0.021 | 0.686 ± 0.014 | −0.020 ± 0.008 | +0.015 ± 0.011 |
+# | 0.6 | 0.720 | 0.676 ± 0.026 | 0.707 ± 0.024 | 0.686 ± 0.014 | +0.031 ± 0.016 | +0.087 ± 0.039 |
+# | **0.75** | 0.813 | 0.617 ± 0.028 | 0.695 ± 0.015 | 0.686 ± 0.014 | **+0.078 ± 0.024** | +0.134 ± 0.026 |
+# | 0.9 | 0.912 | 0.632 ± 0.065 | 0.703 ± 0.011 | 0.686 ± 0.014 | +0.072 ± 0.042 | +0.146 ± 0.021 |
+#
+# (random initialisation: 0.577 ± 0.026 at every dose.) Plain transfer loses accuracy as the dose grows; ABRi
+# does not move; BN reset is the same network at every dose, since it overwrites every BN parameter and
+# statistic, the only thing the dose touches. With shorter fine-tuning (validation accuracy after 4 epochs) the
+# gap is larger still: fine-tuning slowly brings back part of what the dead channels cost. We took f = 0.75,
+# the largest gain in units of its standard error, and fixed two criteria before running seeds 0–2, paired
+# over the seeds: the dose costs plain transfer accuracy (cross-modal at f = 0 minus cross-modal at f = 0.75 >
+# max(2 s.e., 0.02)), and ABRi beats cross-modal at f = 0.75 (ABRi − cross-modal > max(2 s.e., 0.02)). The
+# first is asserted below; the second did not hold on seeds 0–2 and is printed, not asserted (see after the
+# cell).
+
+# %%
+DOSE = 0.75  # chosen on the pilot seeds (benchmarks/pilot_04_abri.py)
+dosed_state = silence_channels(source_state, DOSE)
+
+
+def small_fraction(state) -> float:
+    frame = pd.DataFrame(bn_parameters(make_resnet(state)))
+    return float(((frame.abs_gamma < 0.05) & (frame.abs_beta < 0.05)).mean())
+
+
+SMALL = {0.0: small_fraction(source_state), DOSE: small_fraction(dosed_state)}
+print("fraction of channels with |gamma| and |beta| < 0.05:", {f: round(v, 3) for f, v in SMALL.items()})
+
+# BN reset writes over everything the dose changed: the same network, so its dose-0 runs stand for this dose too
+reset_shipped, reset_dosed = make_resnet(source_state), make_resnet(dosed_state)
+reset_bn(reset_shipped), reset_bn(reset_dosed)
+assert all(torch.equal(a, b) for a, b in zip(reset_shipped.state_dict().values(), reset_dosed.state_dict().values()))
+
+dose_rows = [{"dose": 0.0, **{k: r[k] for k in ("condition", "seed", "test_acc", "dead_end")}} for r in results]
+dose_rows += [{**row, "dose": DOSE} for row in dose_rows if row["condition"] == "BN reset"]
+for seed in SEEDS:
+    for init in ("cross-modal", "ABRi"):
+        model, run, start, end = audio_run(init, seed, source=dosed_state)
+        dose_rows.append({"dose": DOSE, "condition": init, "seed": seed,
+                          "test_acc": evaluate(model, test, ("audio",))["acc"],
+                          "dead_end": dead_fraction(end, THRESHOLD)["all"]})
+        print(f"seed {seed} {init:>11} at dose {DOSE}: dead channels {dose_rows[-1]['dead_end']:.3f} after "
+              f"training; audio test accuracy {dose_rows[-1]['test_acc']:.3f}")
+doses = pd.DataFrame(dose_rows).assign(small=lambda d: d.dose.map(SMALL))
+
+# %%
+fig, ax = plt.subplots(figsize=(6.5, 3.6))
+sns.lineplot(doses[doses.condition != "random"], x="small", y="test_acc", hue="condition", marker="o",
+             errorbar="sd", err_style="bars", ax=ax)
+ax.axhline(acc["random"].mean(), color="grey", ls="--", lw=1, label="random init")
+ax.legend()
+ax.set(xlabel="fraction of BN channels with |gamma| and |beta| < 0.05 in the source network",
+       ylabel="audio test accuracy", title="dead channels cost plain transfer accuracy; ABRi keeps it")
+plt.show()
+
+dosed_acc = doses[doses.dose == DOSE].pivot(index="seed", columns="condition", values="test_acc")
+dosed_dead = doses[doses.dose == DOSE].pivot(index="seed", columns="condition", values="dead_end")
+print(dosed_acc.round(3).to_string())
+
+
+def paired_gain(a, b) -> tuple[float, float]:
+    diff = np.asarray(a) - np.asarray(b)
+    return diff.mean(), diff.std(ddof=1) / np.sqrt(len(diff))
+
+
+abri_gain = paired_gain(dosed_acc["ABRi"], dosed_acc["cross-modal"])
+dose_cost = paired_gain(acc["cross-modal"], dosed_acc["cross-modal"])
+abri_vs_reset = paired_gain(dosed_acc["ABRi"], dosed_acc["BN reset"])
+print(f"dose {DOSE}: dead after training, cross-modal {dosed_dead['cross-modal'].mean():.3f}, "
+      f"ABRi {dosed_dead['ABRi'].mean():.3f}")
+print(f"dose {DOSE}: ABRi - cross-modal {abri_gain[0]:+.3f} ± {abri_gain[1]:.3f} (s.e., paired over seeds); "
+      f"ABRi - BN reset {abri_vs_reset[0]:+.3f} ± {abri_vs_reset[1]:.3f}")
+print(f"cross-modal, dose 0 - dose {DOSE}: {dose_cost[0]:+.3f} ± {dose_cost[1]:.3f}")
+if not USE_IMAGENET:  # fixed on the pilot for the shipped checkpoint
+    assert dose_cost[0] > max(2 * dose_cost[1], 0.02), "the dose of dead channels should cost cross-modal accuracy"
+print("ABRi - cross-modal at the dose, pre-registered criterion > max(2 s.e., 0.02):",
+      "met" if abri_gain[0] > max(2 * abri_gain[1], 0.02) else "NOT met on these seeds")
+
+# %% [markdown]
+# **What we measured** (seeds 0–2, 2 threads; paired mean ± s.e.). The dose costs plain transfer accuracy:
+# cross-modal falls from 0.709 to 0.647 (−0.062 ± 0.005, asserted), with 0.145 of its channels dead after
+# training. ABRi revives every channel and ends at 0.676, **+0.029 ± 0.019 over cross-modal**: the direction of
+# the pilot (+0.078 ± 0.024 on seeds 20–22) and above 0.02, but only 1.5 standard errors (seed 1 is a tie,
+# 0.675 against 0.676), so the pre-registered criterion is **not met** and we do not assert a gain. What three
+# seeds establish here is the cause of the null result at the shipped dose: dead channels cost accuracy only
+# once they are the network's shortage, and there ABRi (0.676) and BN reset (0.670) sit where the undosed
+# network does, while plain transfer loses. A firm ABRi gain would need more seeds than the chapter's budget.
 #
 # ## What ABRi learned
 #
@@ -486,9 +587,11 @@ widgets.interact_manual(try_abri, mode=widgets.ToggleButtons(options=["layer", "
 # * ABRi pairs every BN with a fresh twin, y = w·BN_pre(x) + (1 − w)·BN_new(x), w learnable from 0.5; in
 #   training mode this is one BN with γ = w·γ_pre + (1 − w), so no channel starts near zero, and the dead
 #   channels revive.
-# * At this scale the dead channels were induced (L1 on γ during pre-training) and reviving them did not buy
-#   audio accuracy over plain cross-modal initialisation; the paper's gains are on full-size networks and real
-#   data. Chapter 05 turns to the second way pre-training backfires: a strong pre-trained encoder starving its
+# * At this scale the dead channels were induced (L1 on γ during pre-training). With the shipped checkpoint
+#   the channels left alive are enough, and reviving the dead ones buys no audio accuracy over plain
+#   cross-modal initialisation. Give the source network more dead channels (81 % small instead of 40 %) and
+#   plain transfer loses accuracy (asserted); ABRi comes out ahead there (+0.03 on seeds 0–2, +0.08 on the
+#   pilot's), though not by the margin fixed in advance on three seeds. Chapter 05 turns to the second way pre-training backfires: a strong pre-trained encoder starving its
 #   partner in joint training.
 
 # %%
@@ -500,5 +603,7 @@ avlab.course.headline(
     dead_abri=mean_std(dead["ABRi"])[0], revived_by_abri=revived.mean(),
     acc_random=mean_std(acc["random"])[0], acc_cross_modal=mean_std(acc["cross-modal"])[0],
     acc_abri=mean_std(acc["ABRi"])[0], dead_bn_reset=mean_std(dead["BN reset"])[0],
-    acc_bn_reset=mean_std(acc["BN reset"])[0],
+    acc_bn_reset=mean_std(acc["BN reset"])[0], dose=DOSE, small_at_dose=SMALL[DOSE],
+    acc_cross_modal_at_dose=dosed_acc["cross-modal"].mean(), acc_abri_at_dose=dosed_acc["ABRi"].mean(),
+    abri_gain_at_dose=abri_gain[0], abri_gain_at_dose_se=abri_gain[1], dose_cost_cross_modal=dose_cost[0],
 )

@@ -10,7 +10,8 @@ from torch import nn
 
 from avlab.methods.abri import ABRiBatchNorm2d, apply_abri, mixing_weights, reset_bn
 from avlab.diagnostics.dead_channels import (activation_rates, bn_layers, bn_parameters, conv_feeding, dead_channel_rows,
-                                 dead_fraction, effective_affine, filter_gradient_norms)
+                                 dead_fraction, effective_affine, filter_gradient_norms,
+                                 silence_channels)
 from avlab.models import AVClassifier, ResNet18
 from avlab.weights.transfer import collapse_input_channels, load_resnet_weights, torchvision_resnet18_state_dict
 
@@ -257,3 +258,22 @@ def test_gamma_l1_pretraining_loss(tiny_splits):
     _, run = train_model(tiny_splits, GammaL1(1e-2), modalities=("visual",), width=4, epochs=1, progress=False)
     # 20 BN layers of a width-4 ResNet-18 hold 300 channels with gamma = 1 at init: 1e-2 * 300 = 3
     assert 2.5 < run.history[0]["loss_gamma_l1"] <= 3.0
+
+
+def test_silence_channels_doses_the_smallest_gamma_channels():
+    bn = nn.BatchNorm2d(4)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([0.5, 0.01, 0.2, 1.0]))
+        bn.bias.copy_(torch.tensor([0.3, 0.02, -0.4, 0.1]))
+    state = {f"bn.{k}": v for k, v in bn.state_dict().items()}
+    # fraction 0.5 picks the 2 smallest |gamma|: channel 1 (already small: untouched) and channel 2 (x 0.01)
+    out = silence_channels(state, 0.5)
+    torch.testing.assert_close(out["bn.weight"], torch.tensor([0.5, 0.01, 0.002, 1.0]))
+    torch.testing.assert_close(out["bn.bias"], torch.tensor([0.3, 0.02, -0.004, 0.1]))
+    assert torch.equal(state["bn.weight"], bn.weight.detach())  # the input is left as it was
+    assert torch.equal(silence_channels(state, 0.25)["bn.weight"], state["bn.weight"])  # only channel 1: small already
+    assert (silence_channels(state, 1.0)["bn.weight"].abs() < 0.05).all()
+    with pytest.raises(ValueError, match="fraction"):
+        silence_channels(state, 1.5)
+    with pytest.raises(ValueError, match="no BatchNorm"):
+        silence_channels({"conv.weight": torch.zeros(1)}, 0.5)

@@ -193,3 +193,27 @@ def filter_gradient_norms(model, data: Dataset, modality: str, batches: int = 4,
         grad = modules[conv_feeding(name)].weight.grad
         norms[name] = grad.flatten(1).norm(dim=1).cpu() if grad is not None else torch.zeros(modules[name].num_features)
     return norms
+
+
+@torch.no_grad()
+def silence_channels(state: dict, fraction: float, scale: float = 0.01, small: float = 0.05) -> dict:
+    """A copy of a ResNet state dict with more dead channels: in every BN layer, the `fraction` of channels with
+    the smallest |gamma| end with |gamma| and |beta| below `small` (those not already there are multiplied by
+    `scale`). A dose of the pathology on top of a pre-trained network: the channels the gamma-L1 penalty of the
+    pre-training (avlab.weights.pretrain) shrank first are the ones silenced first, and `fraction` at or below
+    a layer's own small fraction leaves the layer unchanged. Running statistics are kept."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"silence_channels: fraction must lie in [0, 1], got {fraction}")
+    out = {k: v.clone() for k, v in state.items()}
+    layers = [k[: -len(".running_mean")] for k in state if k.endswith(".running_mean")]
+    if not layers:
+        raise ValueError("silence_channels: the state dict has no BatchNorm layer (no '*.running_mean' key)")
+    for layer in layers:
+        gamma, beta = out[f"{layer}.weight"], out[f"{layer}.bias"]
+        chosen = gamma.abs().argsort()[: round(fraction * gamma.numel())]
+        live = chosen[(gamma[chosen].abs() >= small) | (beta[chosen].abs() >= small)]
+        gamma[live] *= scale
+        beta[live] *= scale
+        if ((gamma[chosen].abs() >= small) | (beta[chosen].abs() >= small)).any():
+            raise ValueError(f"silence_channels: scale {scale} leaves a channel of {layer} above {small}")
+    return out
