@@ -51,6 +51,27 @@ def test_mask_rule_mean_mode_and_bad_arguments():
         fusion_tuning_ratios(C_A, C_V, ratio_mode="median")
 
 
+def test_shuffled_mode_is_a_random_mask_at_the_rules_rate():
+    # the random-mask control: the rule's ratios dealt to the samples by one permutation
+    rule_a, rule_v = fusion_tuning_ratios(C_A, C_V, rule="symmetric", **SETTINGS)
+    order = torch.randperm(6, generator=torch.Generator().manual_seed(3))
+    ratio_a, ratio_v = fusion_tuning_ratios(C_A, C_V, rule="symmetric", ratio_mode="shuffled",
+                                            generator=torch.Generator().manual_seed(3), **SETTINGS)
+    torch.testing.assert_close(ratio_a, rule_a[order])  # the same permutation for both modalities:
+    torch.testing.assert_close(ratio_v, rule_v[order])  # still never both on one sample
+    assert not torch.any((ratio_a > 0) & (ratio_v > 0))
+    # the same ratios (so the same number of masked samples and the same mean ratio), on other samples
+    torch.testing.assert_close(ratio_a.sort().values, rule_a.sort().values)
+    assert not torch.equal(order, torch.arange(6)) and not torch.equal(ratio_a, rule_a)
+    # FusionTuning draws the permutation from its seed: reproducible, and another seed deals differently
+    one, same, other = (FusionTuning(C_A, C_V, ratio_mode="shuffled", seed=s, rule="symmetric", **SETTINGS)
+                        for s in (3, 3, 4))
+    torch.testing.assert_close(one.ratio_audio, ratio_a)
+    torch.testing.assert_close(one.ratio_audio, same.ratio_audio)
+    assert not torch.equal(one.ratio_audio, other.ratio_audio)
+    assert one.masked_audio == pytest.approx(3 / 6) and one.masked_visual == pytest.approx(1 / 6)
+
+
 def test_mask_patches_zeroes_int_n_times_ratio_patches():
     x = torch.ones(3, 1, 8, 8)  # 4 patches of 4x4
     out = mask_patches(x, torch.tensor([0.5, 0.3, 0.0]), (4, 4), torch.Generator().manual_seed(0))

@@ -17,7 +17,9 @@ As released the `elif` branch can never give a positive visual ratio (there c_v 
 the audio is ever masked: on samples that both modalities find easy, when audio is the more confident.
 `rule="as_released"` keeps that; `rule="symmetric"` gives the visual the mirror rule (ratio_v where
 c_a >= threshold and c_v > c_a). `ratio_mode="mean"` (their `args.mask = 'mean'`) gives every sample the
-dataset-mean ratio instead. Masking zeroes int(n_patches * ratio) random patches, drawn anew every time the
+dataset-mean ratio instead. `ratio_mode="shuffled"` is our control, not the authors': the rule's ratios dealt to
+the samples in a random order (one fixed permutation), so the same number of samples is masked at the same
+ratios, but which samples no longer depends on their confidences: a random mask at the rule's rate. Masking zeroes int(n_patches * ratio) random patches, drawn anew every time the
 sample is seen; for a clip, each frame draws its own patches.
 """
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 from avlab.methods.base import Method, true_class_confidence
 
 RULES = ("as_released", "symmetric")
-RATIO_MODES = ("conf", "mean")
+RATIO_MODES = ("conf", "mean", "shuffled")
 
 
 class ConfidenceRecorder(Method):
@@ -68,9 +70,11 @@ class ConfidenceRecorder(Method):
 
 def fusion_tuning_ratios(conf_audio, conf_visual, threshold: float = 0.5, eta_audio: float = 5.0,
                          eta_visual: float = 5.0, rho_audio: float = 0.5, rho_visual: float = 0.5,
-                         rule: str = "as_released", ratio_mode: str = "conf") -> tuple[torch.Tensor, torch.Tensor]:
+                         rule: str = "as_released", ratio_mode: str = "conf",
+                         generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample mask ratios (ratio_audio, ratio_visual) from stage-1 mean confidences, >= 0 (see the module
-    docstring for the rule). A NaN confidence (sample never seen in stage 1) gives no mask."""
+    docstring for the rule). A NaN confidence (sample never seen in stage 1) gives no mask. `generator` draws
+    the permutation of `ratio_mode="shuffled"` (one permutation for both modalities, so no sample gets both)."""
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}; choose one of {RULES}")
     if ratio_mode not in RATIO_MODES:
@@ -87,6 +91,9 @@ def fusion_tuning_ratios(conf_audio, conf_visual, threshold: float = 0.5, eta_au
     ratio_a, ratio_v = ratio_a.clamp(min=0).nan_to_num(0.0), ratio_v.clamp(min=0).nan_to_num(0.0)
     if ratio_mode == "mean":
         ratio_a, ratio_v = torch.full_like(ratio_a, ratio_a.mean().item()), torch.full_like(ratio_v, ratio_v.mean().item())
+    elif ratio_mode == "shuffled":
+        order = torch.randperm(len(ratio_a), generator=generator)
+        ratio_a, ratio_v = ratio_a[order], ratio_v[order]
     return ratio_a, ratio_v
 
 
@@ -130,6 +137,8 @@ class FusionTuning(Method):
     script is not released), so the defaults here are ours. `rule="as_released"` is the default: it is what
     the authors' code does (only audio is ever masked, which fits their setting, where the strong pre-trained
     encoder is the audio one); `"symmetric"` masks whichever modality is more confident.
+    `ratio_mode="shuffled"` (the random-mask control) deals the ratios out by a permutation drawn from `seed`
+    (0 if None) when the method is built; `seed` also seeds the patch positions (None: the run's seed).
     """
 
     name = "fusion_tuning"
@@ -143,7 +152,8 @@ class FusionTuning(Method):
         self.rho_audio, self.rho_visual, self.rule, self.ratio_mode = rho_audio, rho_visual, rule, ratio_mode
         self.audio_patch, self.visual_patch, self.seed = tuple(audio_patch), tuple(visual_patch), seed
         self.ratio_audio, self.ratio_visual = fusion_tuning_ratios(
-            conf_audio, conf_visual, threshold, eta_audio, eta_visual, rho_audio, rho_visual, rule, ratio_mode)
+            conf_audio, conf_visual, threshold, eta_audio, eta_visual, rho_audio, rho_visual, rule, ratio_mode,
+            torch.Generator().manual_seed(0 if seed is None else seed))
         self.masked_audio = float((self.ratio_audio > 0).float().mean())  # fraction of training samples
         self.masked_visual = float((self.ratio_visual > 0).float().mean())
         self._generator = torch.Generator()
