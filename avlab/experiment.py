@@ -22,13 +22,15 @@ def build_model(data, fusion: str = "concat", width: int = 8, **kwargs) -> AVCla
 
 
 def train_model(splits: dict, method: Method | None = None, fusion: str = "concat", width: int = 8,
-                modalities=MODALITIES, seed: int = 0, checkpoint=None, record=None,
+                modalities=MODALITIES, seed: int = 0, checkpoint=None, record=None, build=None,
                 **config) -> tuple[AVClassifier, Run]:
     """Train on splits["train"], validating on splits["val"]; `config` goes to TrainConfig (epochs, lr, ...;
-    `select="val_acc"` returns the model at its best validation epoch instead of its last)."""
+    `select="val_acc"` returns the model at its best validation epoch instead of its last). `build`, a function
+    of the training data that returns the model (e.g. `functools.partial(build_transformer, zorro=True)`), replaces
+    `build_model(data, fusion, width)`."""
     config = TrainConfig(seed=seed, modalities=tuple(modalities), **config)
     seed_everything(seed)  # before building: the initial weights are part of what a seed fixes
-    model = build_model(splits["train"], fusion, width)
+    model = build(splits["train"]) if build else build_model(splits["train"], fusion, width)
     run = Trainer(model, config, method, checkpoint=checkpoint, record=record).fit(splits["train"], splits.get("val"))
     return model, run
 

@@ -42,6 +42,8 @@ import avlab
 avlab.about()
 
 # %%
+import functools
+
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -53,7 +55,7 @@ from IPython.display import display
 from avlab import plots
 from avlab.data import load_avdigits
 from avlab.diagnostics import linear_probe
-from avlab.experiment import mean_std
+from avlab.experiment import mean_std, train_many
 from avlab.methods.zorro_contrastive import ZorroContrastive, info_nce, retrieval_accuracy
 from avlab.models.zorro import FUSION, build_transformer, full_mask, token_types, zorro_mask
 from avlab.train import Trainer, TrainConfig, evaluate
@@ -192,15 +194,22 @@ def removal_scores(model):
             "fused, video removed": audio["acc"], "fused, audio removed": video["acc"]}
 
 
+# the same trainings as `fit`, spread over one one-thread worker process per CPU core (train_many)
+KINDS = {"Zorro": (True, ("audio", "visual")), "no mask": (False, ("audio", "visual")),
+         "audio alone": (True, ("audio",)), "video alone": (True, ("visual",))}
+jobs = [dict(build=functools.partial(build_transformer, zorro=zorro, **MODEL), modalities=modalities, seed=seed)
+        for seed in SEEDS for zorro, modalities in KINDS.values()]
+trained = iter(train_many({"train": train}, jobs, **TRAIN))
 ROWS, MODELS = [], {}
 for seed in SEEDS:
-    for name, zorro in (("Zorro", True), ("no mask", False)):
-        MODELS[name, seed], _ = fit(zorro, seed)
-        ROWS.append({"model": name, "seed": seed, **removal_scores(MODELS[name, seed])})
-    for m, label in (("audio", "audio alone"), ("visual", "video alone")):
-        MODELS[label, seed], _ = fit(True, seed, modalities=(m,))
-        ROWS.append({"model": label, "seed": seed, f"{'audio' if m == 'audio' else 'video'} head, alone":
-                     evaluate(MODELS[label, seed], test, (m,))[f"acc_{m}"]})
+    for name, (zorro, modalities) in KINDS.items():
+        MODELS[name, seed], _ = next(trained)
+        if len(modalities) == 2:
+            ROWS.append({"model": name, "seed": seed, **removal_scores(MODELS[name, seed])})
+        else:
+            m = modalities[0]
+            ROWS.append({"model": name, "seed": seed, f"{'audio' if m == 'audio' else 'video'} head, alone":
+                         evaluate(MODELS[name, seed], test, (m,))[f"acc_{m}"]})
 results = pd.DataFrame(ROWS)
 results.round(3)
 
@@ -369,16 +378,16 @@ print("instance-retrieval ceiling for a model that knows only the class:",
       round((1 / torch.bincount(labels)[labels].float()).mean().item(), 4))
 print("class-retrieval chance:", round((torch.bincount(labels) / len(labels)).pow(2).sum().item(), 3))
 CROWS, HISTORY = [], {}
-for seed in SEEDS:
-    for name, zorro, data, setting in (("Zorro", True, pool, PRETRAIN), ("no mask", False, train, SHORTCUT)):
+for name, zorro, data, setting in (("Zorro", True, pool, PRETRAIN), ("no mask", False, train, SHORTCUT)):
+    build = functools.partial(build_transformer, zorro=zorro, **MODEL, detach_heads=True)
+    for seed in SEEDS:  # the same initial weights as the run below starts from
         seed_everything(seed)
-        model = build_transformer(train, zorro=zorro, **MODEL, detach_heads=True)
         CROWS.append({"model": name, "stage": "untrained", "seed": seed,
-                      **contrastive_scores(model, setting["temperature"])})
-        seed_everything(seed)
-        run = Trainer(model, TrainConfig(seed=seed, epochs=setting["epochs"], batch_size=setting["batch_size"],
-                                         lr=TRAIN["lr"], progress=False),
-                      ZorroContrastive(weight=1.0, temperature=setting["temperature"])).fit(data)
+                      **contrastive_scores(build(train), setting["temperature"])})
+    jobs = [dict(build=build, seed=seed, method=ZorroContrastive(weight=1.0, temperature=setting["temperature"]))
+            for seed in SEEDS]
+    for seed, (model, run) in zip(SEEDS, train_many({"train": data}, jobs, epochs=setting["epochs"],
+                                                    batch_size=setting["batch_size"], lr=TRAIN["lr"], progress=False)):
         HISTORY[name, seed] = run
         CROWS.append({"model": name, "stage": "pre-trained", "seed": seed,
                       **contrastive_scores(model, setting["temperature"])})

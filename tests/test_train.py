@@ -1,3 +1,4 @@
+import functools
 import json
 
 import pytest
@@ -6,6 +7,7 @@ import torch
 from avlab.experiment import build_model, train_many, train_model
 from avlab.methods import MLB, Method
 from avlab.train import Trainer, TrainConfig, evaluate
+from avlab.utils import seed_everything
 
 FAST = dict(epochs=2, batch_size=32, progress=False)
 
@@ -133,6 +135,24 @@ def test_train_many_in_worker_processes_matches_one_process(tiny_splits, one_thr
         assert [h["val_acc"] for h in run_w.history] == [h["val_acc"] for h in run_p.history]
     assert type(in_workers[1][0].fusion).__name__ == type(in_process[1][0].fusion).__name__
     assert in_workers[1][1].history[-1]["mlb_k_audio"] == in_process[1][1].history[-1]["mlb_k_audio"]
+
+
+def test_train_many_builds_another_model_in_workers(tiny_splits, one_thread):
+    """`build` replaces the AVClassifier: a Zorro transformer trained contrastively in a worker is the one the
+    same job trains in this process, from the initial weights its seed gives `build` here."""
+    from avlab.methods import ZorroContrastive
+    from avlab.models.zorro import build_transformer
+
+    build = functools.partial(build_transformer, zorro=True, dim=16, depth=1, heads=2, fusion_tokens=2)
+    jobs = [dict(build=build, method=ZorroContrastive(temperature=0.2), seed=3)]
+    (model_w, run_w), = train_many(tiny_splits, jobs, workers=2, **FAST)
+    (model_p, run_p), = train_many(tiny_splits, jobs, workers=0, **FAST)
+    assert type(model_w).__name__ == "AVTransformer" and model_w.zorro
+    assert torch.equal(weights(model_w), weights(model_p))
+    assert run_w.history[-1]["loss_contrastive"] == run_p.history[-1]["loss_contrastive"]
+    seed_everything(3)
+    untrained = build(tiny_splits["train"])
+    assert not torch.equal(weights(untrained), weights(model_w))  # it did train
 
 
 def test_train_many_reports_a_failing_job(tiny_splits):
