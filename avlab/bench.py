@@ -243,8 +243,9 @@ def run_grid(methods=METHODS, fusions=FUSIONS, optimizers=tuple(OPTIMIZERS), pre
         t = {**train, **OPTIMIZERS[opt]}
         return {"method": method, "fusion": fusion, "optimizer": opt, "preset": preset, "seed": seed, "status": "",
                 "reason": "", "designed_for": DESIGNED_FOR[method], "epochs": t["epochs"],
-                "batch_size": t["batch_size"], "width": t["width"], "lr": t["lr"], **{k: data.get(k, "") for k in (
-                    "n_train", "n_val", "n_test", "frames", "vis_noise", "snr_db")}, "method_args": json.dumps(METHOD_ARGS[method], sort_keys=True),
+                "batch_size": t["batch_size"], "width": t["width"], "lr": t["lr"],
+                **{k: data.get(k, "") for k in ("n_train", "n_val", "n_test", "frames", "vis_noise", "snr_db")},
+                "method_args": json.dumps(METHOD_ARGS[method], sort_keys=True),
                 "avlab": avlab.__version__, "torch": torch.__version__}
 
     for r in done_rows:  # resuming: the CSV must hold this grid's budget, or the rows would not compare

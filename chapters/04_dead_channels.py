@@ -591,8 +591,8 @@ widgets.interact_manual(try_abri, mode=widgets.ToggleButtons(options=["layer", "
 #   the channels left alive are enough, and reviving the dead ones buys no audio accuracy over plain
 #   cross-modal initialisation. Give the source network more dead channels (81 % small instead of 40 %) and
 #   plain transfer loses accuracy (asserted); ABRi comes out ahead there (+0.03 on seeds 0–2, +0.08 on the
-#   pilot's), though not by the margin fixed in advance on three seeds. Chapter 05 turns to the second way pre-training backfires: a strong pre-trained encoder starving its
-#   partner in joint training.
+#   pilot's), though not by the margin fixed in advance on three seeds. Chapter 05 turns to the second way
+#   pre-training backfires: a strong pre-trained encoder starving its partner in joint training.
 
 # %%
 summary = plots.summary_table(table.to_dict("records"), by="condition", values=["dead_start", "dead_end", "test_acc"])

@@ -19,8 +19,9 @@ the audio is ever masked: on samples that both modalities find easy, when audio 
 c_a >= threshold and c_v > c_a). `ratio_mode="mean"` (their `args.mask = 'mean'`) gives every sample the
 dataset-mean ratio instead. `ratio_mode="shuffled"` is our control, not the authors': the rule's ratios dealt to
 the samples in a random order (one fixed permutation), so the same number of samples is masked at the same
-ratios, but which samples no longer depends on their confidences: a random mask at the rule's rate. Masking zeroes int(n_patches * ratio) random patches, drawn anew every time the
-sample is seen; for a clip, each frame draws its own patches.
+ratios, but which samples no longer depends on their confidences: a random mask at the rule's rate. Masking
+zeroes int(n_patches * ratio) random patches, drawn anew every time the sample is seen; for a clip, each frame
+draws its own patches.
 """
 from __future__ import annotations
 
