@@ -41,6 +41,18 @@ touches nothing else). The choice for the chapter, fixed here before its seeds w
 largest ABRi - cross-modal gain in units of its s.e.), and the assertions: over seeds 0-2, paired,
 ABRi - cross-modal > max(2 s.e., 0.02) at f = 0.75, and cross-modal at f = 0 - cross-modal at f = 0.75 >
 max(2 s.e., 0.02) (the dose costs plain transfer accuracy).
+
+On seeds 0-2 the chapter met the second criterion and not the first (ABRi - cross-modal +0.029 ± 0.019).
+`python benchmarks/pilot_04_abri.py replicate` is the replication written before it ran (stop 15): dose 0.75,
+cross-modal and ABRi, fresh seeds 30-35; criterion ABRi - cross-modal > max(2 s.e., 0.02) over the 6 pairs.
+What it printed (2026-12-01, 76 s on 2 one-thread workers of an otherwise idle 2-core machine):
+
+    0.75 | 0.813 | cross-modal | 0.624 ± 0.029 | 0.159 | 0.515
+    0.75 | 0.813 | ABRi | 0.695 ± 0.008 | 0.000 | 0.646
+    0.75 | ABRi - cross-modal +0.071 ± 0.012 | val acc @4 epochs: +0.131 ± 0.015
+
+The criterion holds on the fresh seeds: ABRi's gain at this dose is real, and three seeds (the chapter's) are
+too few to show it every time.
 """
 from __future__ import annotations
 
@@ -53,6 +65,7 @@ from concurrent.futures import ProcessPoolExecutor
 import torch
 
 SEEDS = [20, 21, 22]
+REPLICATION_SEEDS = [30, 31, 32, 33, 34, 35]  # used by no chapter and no other pilot
 DOSES = [0.0, 0.6, 0.75, 0.9]
 CONDITIONS = ["cross-modal", "ABRi", "BN reset"]
 EPOCHS, WIDTH, THRESHOLD = 8, 8, 0.01
@@ -106,33 +119,39 @@ def paired(a, b):
     return statistics.fmean(d), statistics.stdev(d) / math.sqrt(len(d))
 
 
-def main(workers: int = 2):
+def main(workers: int = 2, seeds=SEEDS, doses=DOSES, conditions=CONDITIONS, random_init=True):
     start = time.perf_counter()
-    jobs = [(c, s, d) for d in DOSES for c in CONDITIONS for s in SEEDS] + [("random", s, 0.0) for s in SEEDS]
+    jobs = [(c, s, d) for d in doses for c in conditions for s in seeds] + [("random", s, 0.0) for s in seeds
+                                                                           if random_init]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_setup) as pool:
         rows = list(pool.map(transfer_run, *zip(*jobs)))
     by = {(r["init"], r["dose"], r["seed"]): r for r in rows}
 
     def col(init, dose, key="acc", pick=lambda v: v):
-        return [pick(by[init, dose, s][key]) for s in SEEDS]
+        return [pick(by[init, dose, s][key]) for s in seeds]
 
     print("dose f | small |gamma|,|beta| | start | audio test acc (mean ± std) | dead after | val acc @4 epochs")
-    for init, dose in [("random", 0.0)] + [(c, d) for d in DOSES for c in CONDITIONS]:
+    for init, dose in [("random", 0.0)] * random_init + [(c, d) for d in doses for c in conditions]:
         acc, dead, val4 = col(init, dose), col(init, dose, "dead"), col(init, dose, "val", lambda v: v[3])
-        print(f"{dose:.2f} | {by[init, dose, SEEDS[0]]['small']:.3f} | {init} | {statistics.fmean(acc):.3f} ± "
+        print(f"{dose:.2f} | {by[init, dose, seeds[0]]['small']:.3f} | {init} | {statistics.fmean(acc):.3f} ± "
               f"{statistics.stdev(acc):.3f} | {statistics.fmean(dead):.3f} | {statistics.fmean(val4):.3f}")
     print("\ndose f | ABRi - cross-modal (mean ± s.e.) | ABRi - BN reset | BN reset - cross-modal | "
           "same, val acc @4 epochs: ABRi - cross-modal")
-    for dose in DOSES:
+    for dose in doses:
         a = paired(col("ABRi", dose), col("cross-modal", dose))
-        b = paired(col("ABRi", dose), col("BN reset", dose))
-        c = paired(col("BN reset", dose), col("cross-modal", dose))
         e = paired(col("ABRi", dose, "val", lambda v: v[3]), col("cross-modal", dose, "val", lambda v: v[3]))
+        b, c = ((paired(col(x, dose), col(y, dose)) if "BN reset" in conditions else (math.nan, math.nan))
+                for x, y in (("ABRi", "BN reset"), ("BN reset", "cross-modal")))
         print(f"{dose:.2f} | {a[0]:+.3f} ± {a[1]:.3f} | {b[0]:+.3f} ± {b[1]:.3f} | {c[0]:+.3f} ± {c[1]:.3f} | "
               f"{e[0]:+.3f} ± {e[1]:.3f}")
     print(f"\n{len(jobs)} runs in {time.perf_counter() - start:.0f} s ({workers} workers)")
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:] == ["replicate"]:  # the replication of stop 15 (see the docstring): fresh seeds, dose 0.75 only
+        main(seeds=REPLICATION_SEEDS, doses=[0.75], conditions=["cross-modal", "ABRi"], random_init=False)
+    else:
+        main()
