@@ -53,6 +53,13 @@ What it printed (2026-12-01, 76 s on 2 one-thread workers of an otherwise idle 2
 
 The criterion holds on the fresh seeds: ABRi's gain at this dose is real, and three seeds (the chapter's) are
 too few to show it every time.
+
+What chapter 04 does from stop 16 on (written before the chapter was run this way): the pilot's paired standard
+deviation of ABRi - cross-modal at f = 0.75 is about 0.03 (0.024 * sqrt(3) on seeds 20-22, 0.012 * sqrt(6) on
+30-35), so six pairs put 2 s.e. near 0.025, well under the gains measured (+0.07): the chapter runs cross-modal
+and ABRi at f = 0.75 on seeds 0-5 (its own 0-2 and the next three, used by no pilot), all in one-thread worker
+processes (`train_many`), and asserts ABRi - cross-modal > max(2 s.e., 0.02) over those six pairs. The dose
+cost stays as fixed above: over seeds 0-2, paired with the chapter's f = 0 runs.
 """
 from __future__ import annotations
 
