@@ -399,20 +399,19 @@ def initialise(model, args) -> dict:
     """`--init`: the audio encoder from the shipped pre-trained visual ResNet-18, then ABRi or a BN reset."""
     if args.init == "random":
         return {}
-    from avlab.methods.abri import apply_abri, reset_bn
+    from avlab.methods.abri import initialise_encoder
     from avlab.weights.pretrain import CHECKPOINT, pretrained_visual_state
-    from avlab.weights.transfer import cross_modal_init
 
+    init = {"cross-modal": "cross-modal", "abri": "ABRi", "bn-reset": "BN reset"}[args.init]
     try:
-        report = cross_modal_init(model, pretrained_visual_state(), "audio", input_mode="sum")
+        report = initialise_encoder(model, init, pretrained_visual_state(), "audio", abri_mode=args.abri_mode)
     except ValueError as err:
         raise UsageError(f"--init {args.init}: {err}") from None
     info = {"init": args.init, "source": CHECKPOINT, "loaded": len(report["loaded"])}
     if args.init == "abri":
-        apply_abri(model.audio.backbone, args.abri_mode)
         info["abri_mode"] = args.abri_mode
     elif args.init == "bn-reset":
-        info["bn_channels_reset"] = reset_bn(model.audio.backbone)
+        info["bn_channels_reset"] = report["bn_channels_reset"]
     return info
 
 

@@ -1,10 +1,12 @@
 """One-line runs for the chapters: build the model that fits a dataset, train it, return model and history."""
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import statistics
 from concurrent.futures import ProcessPoolExecutor
+from typing import NamedTuple
 
 import torch
 
@@ -38,6 +40,31 @@ def train_model(splits: dict, method: Method | None = None, fusion: str = "conca
 def mean_std(values) -> tuple[float, float]:
     values = list(values)
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+class Paired(NamedTuple):
+    """A paired comparison a - b (two conditions run on the same seeds): mean difference, its standard error,
+    and the differences themselves."""
+    mean: float
+    se: float
+    diffs: tuple
+
+    def clear(self, margin: float = 0.0) -> bool:
+        """mean > max(2 s.e., margin): the course's test for a clear gain (of at least `margin`)."""
+        return self.mean > max(2 * self.se, margin)
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.3f} ± {self.se:.3f} (s.e., {len(self.diffs)} pairs)"
+
+
+def paired_difference(a, b) -> Paired:
+    """a[i] - b[i] over the pairs, e.g. two conditions' accuracies listed in the same seed order."""
+    a, b = [float(x) for x in a], [float(y) for y in b]
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"paired_difference needs two sequences of the same length, at least 2; got {len(a)} "
+                         f"and {len(b)} values")
+    diffs = tuple(x - y for x, y in zip(a, b))
+    return Paired(statistics.fmean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs)), diffs)
 
 
 # ----------------------------------------------------------------------------- many runs at once

@@ -277,3 +277,45 @@ def test_silence_channels_doses_the_smallest_gamma_channels():
         silence_channels(state, 1.5)
     with pytest.raises(ValueError, match="no BatchNorm"):
         silence_channels({"conv.weight": torch.zeros(1)}, 0.5)
+
+
+# ----------------------------------------------------------------------------- the four starts, as a picklable build
+
+def test_build_initialised_gives_each_start_and_trains_the_same_in_a_worker(tiny_splits, one_thread):
+    """Chapter 04's four starts: random keeps the built weights, the other three load the pre-trained ResNet, ABRi
+    wraps every BN, BN reset resets them all; and an ABRi start trained by a worker process (the build pickled)
+    is the one the same job trains here."""
+    import functools
+
+    from avlab.experiment import build_model, train_many
+    from avlab.methods.abri import INITS, build_initialised, initialise_encoder
+    from avlab.utils import seed_everything
+
+    torch.manual_seed(5)
+    source = _pretrained_like(ResNet18(1, 4)).state_dict()
+    train = tiny_splits["train"]
+    built = {}
+    for init in INITS:
+        seed_everything(0)
+        built[init] = build_initialised(train, init, source, width=4).audio.backbone
+    seed_everything(0)
+    plain = build_model(train, "concat", 4).audio.backbone
+    assert torch.equal(built["random"].conv1.weight, plain.conv1.weight)
+    for init in ("cross-modal", "ABRi", "BN reset"):
+        assert torch.equal(built[init].conv1.weight, source["conv1.weight"])  # 1 input channel: loaded as is
+    assert torch.equal(built["cross-modal"].bn1.weight, source["bn1.weight"])
+    assert all(isinstance(m, ABRiBatchNorm2d) for _, m in bn_layers(built["ABRi"]))
+    assert all((m.weight == 1).all() and (m.bias == 0).all() for m in built["BN reset"].modules()
+               if isinstance(m, nn.BatchNorm2d))
+    with pytest.raises(ValueError, match="unknown init 'abri'"):
+        initialise_encoder(build_model(train, "concat", 4), "abri", source)
+    with pytest.raises(ValueError, match="needs the pre-trained `state`"):
+        initialise_encoder(build_model(train, "concat", 4), "ABRi", None)
+
+    jobs = [dict(build=functools.partial(build_initialised, init="ABRi", state=source, width=4), seed=2,
+                 modalities=("audio",), epochs=1, batch_size=64)]
+    (in_worker, _), = train_many(tiny_splits, jobs, workers=2)
+    (in_process, _), = train_many(tiny_splits, jobs, workers=0)
+    assert torch.equal(torch.cat(list(mixing_weights(in_worker.audio).values())),
+                       torch.cat(list(mixing_weights(in_process.audio).values())))
+    assert not torch.equal(in_worker.audio.backbone.conv1.weight, torch.as_tensor(source["conv1.weight"]))

@@ -158,3 +158,17 @@ def test_train_many_builds_another_model_in_workers(tiny_splits, one_thread):
 def test_train_many_reports_a_failing_job(tiny_splits):
     with pytest.raises(ValueError, match="nope"):
         train_many(tiny_splits, [dict(seed=0), dict(fusion="nope")], workers=2, width=4, **FAST)
+
+
+def test_paired_difference_mean_standard_error_and_the_clear_gain_test():
+    from avlab.experiment import paired_difference
+
+    gain = paired_difference([0.8, 0.75, 0.70], [0.7, 0.70, 0.65])  # differences 0.10, 0.05, 0.05
+    assert gain.mean == pytest.approx(0.2 / 3)
+    assert gain.se == pytest.approx(1 / 60)  # sample s.d. of the differences 0.0289, over sqrt(3)
+    assert gain.diffs == pytest.approx((0.10, 0.05, 0.05))
+    assert gain.clear(0.02) and not gain.clear(0.07)  # 2 s.e. = 0.033 < 0.067
+    assert not paired_difference([0.7, 0.8], [0.6, 0.9]).clear()  # mean 0, spread 0.2
+    assert str(gain) == "+0.067 ± 0.017 (s.e., 3 pairs)"
+    with pytest.raises(ValueError, match="same length"):
+        paired_difference([0.1, 0.2, 0.3], [0.1, 0.2])

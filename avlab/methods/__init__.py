@@ -1,7 +1,8 @@
 """Every method of the course. Training-loop plug-ins (see `avlab.methods.base.Method` for the hooks):
 OGM-GE, MLB, UMT/UME, Fusion Tuning, Zorro's contrastive loss, G-Blending, AGM, PMR, MMPareto, MMCosine and
 Diagnosing & Re-learning; and ABRi, a fix applied to the network before training (`abri.py`)."""
-from avlab.methods.abri import ABRiBatchNorm2d, apply_abri, mixing_weights, reset_bn
+from avlab.methods.abri import (INITS, ABRiBatchNorm2d, apply_abri, build_initialised, initialise_encoder,
+                               mixing_weights, reset_bn)
 from avlab.methods.agm import AGM, agm_coefficients, agm_score, shapley_logits
 from avlab.methods.base import Method, encoder_parameters, in_window, true_class_confidence
 from avlab.methods.compose import Compose
@@ -17,7 +18,8 @@ from avlab.methods.registry import MethodEntry, registry
 from avlab.methods.umt import UMT, ensemble_accuracy, umt_or_ume
 from avlab.methods.zorro_contrastive import ZorroContrastive, info_nce, retrieval_accuracy
 
-__all__ = ["ABRiBatchNorm2d", "apply_abri", "mixing_weights", "reset_bn",
+__all__ = ["INITS", "ABRiBatchNorm2d", "apply_abri", "build_initialised", "initialise_encoder", "mixing_weights",
+           "reset_bn",
            "AGM", "agm_coefficients", "agm_score", "shapley_logits",
            "Method", "encoder_parameters", "in_window", "true_class_confidence",
            "ConfidenceRecorder", "FusionTuning", "fusion_tuning_ratios", "mask_patches",

@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from avlab.weights.transfer import cross_modal_init
+
 MODES = ("layer", "channel")
 
 
@@ -90,3 +92,46 @@ def reset_bn(module: nn.Module, max_abs_gamma: float | None = None) -> int:
                 m.running_mean[sel], m.running_var[sel] = 0.0, 1.0
             count += int(sel.sum())
     return count
+
+
+# ----------------------------------------------------------------------------- the four starts chapter 04 compares
+
+INITS = ("random", "cross-modal", "ABRi", "BN reset")
+
+
+def initialise_encoder(model: nn.Module, init: str, state: dict | None, modality: str = "audio",
+                       abri_mode: str = "layer", w0: float = 0.5, input_mode: str = "sum") -> dict:
+    """Start `model`'s `modality` encoder (in place) as one of `INITS`:
+
+    "random"       left as built;
+    "cross-modal"  its ResNet loaded from `state`, a network pre-trained on another modality;
+    "ABRi"         that, then every BN paired with a fresh twin (`apply_abri(mode=abri_mode, init=w0)`);
+    "BN reset"     that, then every BN reset (`reset_bn`, the authors' naive baseline).
+
+    Returns `cross_modal_init`'s loading report ({} for "random"), with `bn_channels_reset` for "BN reset"."""
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of {INITS}")
+    if init == "random":
+        return {}
+    if state is None:
+        raise ValueError(f"init {init!r} needs the pre-trained `state` to load")
+    report = cross_modal_init(model, state, modality, input_mode=input_mode)
+    backbone = model.encoder(modality).backbone
+    if init == "ABRi":
+        apply_abri(backbone, abri_mode, w0)
+    elif init == "BN reset":
+        report["bn_channels_reset"] = reset_bn(backbone)
+    return report
+
+
+def build_initialised(data, init: str, state: dict | None = None, modality: str = "audio", fusion: str = "concat",
+                      width: int = 8, **options) -> nn.Module:
+    """`build_model(data, fusion, width)` started by `initialise_encoder(model, init, state, modality, **options)`.
+
+    A `build` for train_model / train_many: `functools.partial(build_initialised, init="ABRi", state=state)`
+    pickles, so the runs can go to worker processes; each worker builds (and transfers into) its own model."""
+    from avlab.experiment import build_model  # here: avlab.experiment imports avlab.methods
+
+    model = build_model(data, fusion, width)
+    initialise_encoder(model, init, state, modality, **options)
+    return model
