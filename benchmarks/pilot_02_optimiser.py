@@ -13,7 +13,6 @@ gap's reference).
 """
 from __future__ import annotations
 
-import math
 import statistics
 import time
 
@@ -22,7 +21,7 @@ import torch
 from avlab.data import load_avdigits
 from avlab.diagnostics import linear_probe
 from avlab.evaluation import evaluate
-from avlab.experiment import mean_std, train_many
+from avlab.experiment import mean_std, paired_difference, train_many
 from avlab.methods import MLB, OGMGE, DiscrepancyMonitor
 
 SEEDS = [20, 21, 22]
@@ -38,9 +37,8 @@ METHODS = {"joint": lambda: DiscrepancyMonitor(ALPHA), "OGM": lambda: OGMGE(ALPH
 
 
 def paired(a, b):
-    d = [x - y for x, y in zip(a, b)]
-    mean, std = mean_std(d)
-    return mean, std / math.sqrt(len(d))
+    """(mean, s.e.) of a - b over the pairs."""
+    return paired_difference(a, b)[:2]
 
 
 def score(splits, jobs, **train):

@@ -76,6 +76,22 @@ an 8-epoch one) on all nine pilot seeds, audio *test* accuracy, for cross-modal 
 If both ABRi - cross-modal at f = 0.75 and the dose's cost to cross-modal clear max(2 s.e., 0.02) there, chapter
 04's dose section runs the same four arms at 4 epochs on seeds 6-11 (fresh: no run, chapter or pilot, has used
 them) and asserts both criteria over those six pairs; the 8-epoch result above is quoted, not hidden.
+
+What `short` printed (2026-12-01, 117 s on 2 one-thread workers of an otherwise idle 2-core machine):
+
+    4 epochs, seeds [20, 21, 22, 30, 31, 32, 33, 34, 35]
+    dose f | start | audio test acc (mean ± std) | dead after
+    0.00 | cross-modal | 0.628 ± 0.022 | 0.116
+    0.00 | ABRi | 0.616 ± 0.027 | 0.000
+    0.75 | cross-modal | 0.502 ± 0.033 | 0.157
+    0.75 | ABRi | 0.614 ± 0.028 | 0.000
+    ABRi - cross-modal at f = 0.75: +0.111 ± 0.013 (s.e., 9 pairs)
+    ABRi - cross-modal at f = 0: -0.012 ± 0.009 (s.e., 9 pairs)
+    the dose's cost, cross-modal (f = 0 - f = 0.75): +0.126 ± 0.015 (s.e., 9 pairs)
+    the dose's cost, ABRi: +0.002 ± 0.006 (s.e., 9 pairs)
+
+Both criteria clear on the pilot seeds (paired s.d. of ABRi - cross-modal 0.039: six pairs put 2 s.e. near
+0.032, a third of the gain), so chapter 04 runs the four arms at 4 epochs on seeds 6-11 as planned.
 """
 from __future__ import annotations
 

@@ -30,7 +30,6 @@ audio (the chapter's own margin).
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -40,7 +39,7 @@ from torch.utils.data import Subset
 
 from avlab.data import load_avdigits
 from avlab.diagnostics import linear_probe
-from avlab.experiment import build_model, mean_std
+from avlab.experiment import build_model, mean_std, paired_difference
 from avlab.methods.fusion_tuning import ConfidenceRecorder, FusionTuning
 from avlab.train import Trainer, TrainConfig, evaluate
 from avlab.utils import seed_everything
@@ -113,8 +112,8 @@ def run_key(name, arm, seed):
 
 
 def paired(a, b):
-    d = [x - y for x, y in zip(a, b)]
-    return mean_std(d)[0], mean_std(d)[1] / math.sqrt(len(d))
+    """(mean, s.e.) of a - b over the pairs."""
+    return paired_difference(a, b)[:2]
 
 
 def table(done):
