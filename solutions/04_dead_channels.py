@@ -24,7 +24,8 @@
 # 1. meter dead channels (|γ|, |β| histograms, and the fraction of channels that almost never fire);
 # 2. transfer a pre-trained image network to the audio encoder and watch dead channels survive fine-tuning;
 # 3. apply ABRi and measure how many it revives, and what that does to audio accuracy;
-# 4. find where dead channels cost accuracy (a larger dose of them), and measure ABRi's gain there.
+# 4. find where dead channels cost accuracy (a larger dose of them, shorter fine-tuning), and measure ABRi's
+#    gain there.
 
 # %%
 # Colab set-up: installs avlab 0.1.0, the version this notebook was written for (Colab keeps its own torch).
@@ -44,6 +45,7 @@ import avlab
 avlab.about()
 
 # %%
+import functools
 import sys
 
 import matplotlib.pyplot as plt
@@ -56,14 +58,14 @@ from torch import nn
 
 import avlab.course
 from avlab import plots
-from avlab.methods.abri import ABRiBatchNorm2d, apply_abri, mixing_weights, reset_bn
+from avlab.methods.abri import ABRiBatchNorm2d, build_initialised, initialise_encoder, mixing_weights, reset_bn
 from avlab.data import load_avdigits
 from avlab.diagnostics.dead_channels import (activation_rates, bn_layers, bn_parameters, dead_channel_rows, dead_fraction,
                                  filter_gradient_norms, silence_channels, stage_of)
-from avlab.experiment import build_model, mean_std
+from avlab.experiment import build_model, mean_std, paired_difference, train_model, train_many
 from avlab.weights.pretrain import pretrained_provenance, pretrained_visual_state
-from avlab.train import Trainer, TrainConfig, evaluate
-from avlab.weights.transfer import collapse_input_channels, cross_modal_init, torchvision_resnet18_state_dict
+from avlab.train import evaluate
+from avlab.weights.transfer import collapse_input_channels, torchvision_resnet18_state_dict
 from avlab.utils import seed_everything
 
 # %% [markdown]
@@ -285,35 +287,40 @@ splits = load_avdigits("complementary")
 train, val, test = splits["train"], splits["val"], splits["test"]
 
 
-def audio_run(init: str, seed: int, abri_mode: str = "layer", w0: float = 0.5, epochs: int = EPOCHS, source=None):
-    """Train the audio-alone model from `init` (pre-trained weights: `source`, default `source_state`); returns
-    the model, its run, the per-channel activation rates at the start (batch statistics: the running ones still
-    describe images) and at the end (test set)."""
+AUDIO = dict(modalities=("audio",), epochs=EPOCHS, progress=False)  # audio alone; Adam, lr 1e-3 (TrainConfig)
+
+
+def start(init: str, source=None, **options):
+    """The build of one run: a fresh model, its audio encoder started as `init` from `source` (default
+    `source_state`). A partial of a library function, so that worker processes can build it too."""
+    return functools.partial(build_initialised, init=init, state=source_state if source is None else source,
+                             width=WIDTH, **options)
+
+
+def start_rates(init: str, seed: int, source=None) -> dict:
+    """Activation rates of the model that seed `seed` trains from, before training: built here as train_model
+    builds it, and metered with batch statistics (the running ones still describe images)."""
     seed_everything(seed)
-    model = build_model(train, "concat", WIDTH)
-    if init != "random":
-        report = cross_modal_init(model, source_state if source is None else source, "audio", input_mode="sum")
-        assert len(report["loaded"]) == len(model.audio.backbone.state_dict())  # every tensor arrived
-    if init == "ABRi":
-        apply_abri(model.audio.backbone, abri_mode, w0)
-    if init == "BN reset":
-        reset_bn(model.audio.backbone)
-    start = activation_rates(model.audio, val, "audio", eps=EPS, batch_stats=True)
-    run = Trainer(model, TrainConfig(epochs=epochs, seed=seed, modalities=("audio",), progress=False)).fit(train, val)
-    end = activation_rates(model.audio, test, "audio", eps=EPS)
-    return model, run, start, end
+    model = start(init, source)(train)
+    return activation_rates(model.audio, val, "audio", eps=EPS, batch_stats=True)
 
 
+transferred = build_model(train, "concat", WIDTH)
+report = initialise_encoder(transferred, "cross-modal", source_state)
+assert len(report["loaded"]) == len(transferred.audio.backbone.state_dict())  # every tensor arrived
+
+# 12 trainings, in one one-thread worker process per CPU core (train_many); each builds its own start
+runs = [(init, seed) for seed in SEEDS for init in CONDITIONS]
+trained = train_many({"train": train, "val": val}, [dict(build=start(i), seed=s) for i, s in runs], **AUDIO)
 results = []  # one dict per (condition, seed)
-for seed in SEEDS:
-    for init in CONDITIONS:
-        model, run, start, end = audio_run(init, seed)
-        results.append({"condition": init, "seed": seed, "model": model, "run": run, "start": start, "end": end,
-                        "dead_start": dead_fraction(start, THRESHOLD)["all"],
-                        "dead_end": dead_fraction(end, THRESHOLD)["all"],
-                        "test_acc": evaluate(model, test, ("audio",))["acc"], "val_acc": run.last("val_acc")})
-        print(f"seed {seed} {init:>11}: dead channels {results[-1]['dead_start']:.3f} at the start, "
-              f"{results[-1]['dead_end']:.3f} after training; audio test accuracy {results[-1]['test_acc']:.3f}")
+for (init, seed), (model, run) in zip(runs, trained):
+    begin, end = start_rates(init, seed), activation_rates(model.audio, test, "audio", eps=EPS)
+    results.append({"condition": init, "seed": seed, "model": model, "run": run, "start": begin, "end": end,
+                    "dead_start": dead_fraction(begin, THRESHOLD)["all"],
+                    "dead_end": dead_fraction(end, THRESHOLD)["all"],
+                    "test_acc": evaluate(model, test, ("audio",))["acc"], "val_acc": run.last("val_acc")})
+    print(f"seed {seed} {init:>11}: dead channels {results[-1]['dead_start']:.3f} at the start, "
+          f"{results[-1]['dead_end']:.3f} after training; audio test accuracy {results[-1]['test_acc']:.3f}")
 
 table = pd.DataFrame([{k: v for k, v in r.items() if k not in ("model", "run", "start", "end")} for r in results])
 
@@ -414,26 +421,27 @@ print(f"ABRi - cross-modal: {abri_minus_cross.mean():+.3f} ± {abri_minus_cross.
       f"({'ABRi better' if abri_minus_cross.mean() > 2 * abri_minus_cross.std() else 'no clear gain from ABRi'})")
 
 # %% [markdown]
-# **What we measured** (CPU, shipped checkpoint, seeds 0–2; the cells above print the numbers of your run):
+# **What we measured** (CPU, shipped checkpoint, seeds 0–2, one-thread worker processes; the cells above print
+# the numbers of your run):
 #
 # | start | dead channels after training | audio test accuracy |
 # |---|---|---|
-# | random | 0.000 ± 0.000 | 0.581 ± 0.037 |
-# | cross-modal | 0.126 ± 0.004 | 0.709 ± 0.036 |
-# | ABRi | 0.000 ± 0.000 | 0.693 ± 0.040 |
-# | BN reset | 0.000 ± 0.000 | 0.670 ± 0.006 |
+# | random | 0.000 ± 0.000 | 0.579 ± 0.023 |
+# | cross-modal | 0.123 ± 0.014 | 0.715 ± 0.010 |
+# | ABRi | 0.000 ± 0.000 | 0.686 ± 0.033 |
+# | BN reset | 0.000 ± 0.000 | 0.662 ± 0.029 |
 #
 # Every pre-trained start beats random initialisation by a wide margin (pre-training on digit images helps
 # even on spectrograms). But **ABRi does not beat plain cross-modal initialisation on audio accuracy with the
-# shipped checkpoint** (−0.016 ± 0.076): it revives every dead channel, and that buys nothing measurable here,
+# shipped checkpoint** (−0.028 ± 0.031): it revives every dead channel, and that buys nothing measurable here,
 # where the channels that survive are enough for the task. ABRi does keep more of the pre-trained network
-# than resetting every BN (+0.023, within the seed spread too): the learnable w lets the layers that were fine
+# than resetting every BN (+0.024, within the seed spread too): the learnable w lets the layers that were fine
 # keep their pre-trained BN. The next section finds where dead channels do cost accuracy.
 #
-# ## Where dead channels cost accuracy: a larger dose
+# ## Where dead channels cost accuracy: a larger dose, shorter fine-tuning
 #
 # Dead channels cost *capacity*; they cost accuracy only where the channels left alive are too few for the task.
-# The shipped checkpoint has 40 % small channels and leaves 13 % dead after fine-tuning, and the rest suffice.
+# The shipped checkpoint has 40 % small channels and leaves 12 % dead after fine-tuning, and the rest suffice.
 # So we raise the dose: `silence_channels(source_state, f)` makes the fraction f of every BN layer's channels
 # small in |γ| and |β| (multiplied by 0.01), taking first those of smallest |γ|, the ones the γ-L1 of the
 # pre-training was already shrinking. f = 0 is the checkpoint as is; the conv weights are never touched.
@@ -450,16 +458,31 @@ print(f"ABRi - cross-modal: {abri_minus_cross.mean():+.3f} ± {abri_minus_cross.
 #
 # (random initialisation: 0.577 ± 0.026 at every dose.) Plain transfer loses accuracy as the dose grows; ABRi
 # does not move; BN reset is the same network at every dose, since it overwrites every BN parameter and
-# statistic, the only thing the dose touches. With shorter fine-tuning (validation accuracy after 4 epochs) the
-# gap is larger still: fine-tuning slowly brings back part of what the dead channels cost. We took f = 0.75,
-# the largest gain in units of its standard error, and fixed two criteria before running seeds 0–2, paired
-# over the seeds: the dose costs plain transfer accuracy (cross-modal at f = 0 minus cross-modal at f = 0.75 >
-# max(2 s.e., 0.02)), and ABRi beats cross-modal at f = 0.75 (ABRi − cross-modal > max(2 s.e., 0.02)). The
-# first is asserted below; the second did not hold on seeds 0–2 and is printed, not asserted (see after the
-# cell).
+# statistic, the only thing the dose touches. We took f = 0.75, the largest gain in units of its standard error.
+#
+# **How the fine-tuning length was chosen.** After 8 epochs of fine-tuning, the gain at f = 0.75 did not hold up
+# on the chapter's own seeds: +0.029 ± 0.019 on seeds 0–2, then +0.025 ± 0.022 on seeds 0–5 under a criterion
+# (> max(2 s.e., 0.02)) written down before each run; six fresh seeds (30–35) gave +0.071 ± 0.012. Eight epochs
+# are long enough for plain transfer to work around its dead channels on some seeds and not on others (0.559 to
+# 0.700 over seeds 0–5), so the gain is erratic there. The last column above is the other regime the pilot
+# measured, shorter fine-tuning: about twice the gain at a similar spread. On all nine pilot seeds (20–22,
+# 30–35; `python benchmarks/pilot_04_abri.py short`, 4 epochs, test accuracy):
+#
+# | 4 epochs, pilot seeds | cross-modal | ABRi | ABRi − cross-modal |
+# | --- | --- | --- | --- |
+# | f = 0 (shipped) | 0.628 ± 0.022 | 0.616 ± 0.027 | −0.012 ± 0.009 |
+# | f = 0.75 | 0.502 ± 0.033 | 0.614 ± 0.028 | **+0.111 ± 0.013** |
+# | the dose's cost (f = 0 − f = 0.75) | **+0.126 ± 0.015** | +0.002 ± 0.006 | |
+#
+# Fixed before the run below (every record is in the pilot's docstring): 4 epochs of fine-tuning, f = 0.75, six
+# seeds that no run of the course or its pilots had used (6–11), and two criteria over those six pairs, both
+# asserted: the dose costs plain transfer accuracy (cross-modal at f = 0 − cross-modal at f = 0.75 > max(2 s.e.,
+# 0.02)), and ABRi beats cross-modal at f = 0.75 (ABRi − cross-modal > max(2 s.e., 0.02)).
 
 # %%
 DOSE = 0.75  # chosen on the pilot seeds (benchmarks/pilot_04_abri.py)
+SHORT_EPOCHS = 4  # shorter fine-tuning, chosen on the pilot seeds too
+DOSE_SEEDS = [6, 7, 8, 9, 10, 11]  # fresh: no other run of the course or of its pilots used them
 dosed_state = silence_channels(source_state, DOSE)
 
 
@@ -471,71 +494,64 @@ def small_fraction(state) -> float:
 SMALL = {0.0: small_fraction(source_state), DOSE: small_fraction(dosed_state)}
 print("fraction of channels with |gamma| and |beta| < 0.05:", {f: round(v, 3) for f, v in SMALL.items()})
 
-# BN reset writes over everything the dose changed: the same network, so its dose-0 runs stand for this dose too
+# BN reset writes over everything the dose changed: the same network at every dose, so it is left out here
 reset_shipped, reset_dosed = make_resnet(source_state), make_resnet(dosed_state)
 reset_bn(reset_shipped), reset_bn(reset_dosed)
 assert all(torch.equal(a, b) for a, b in zip(reset_shipped.state_dict().values(), reset_dosed.state_dict().values()))
 
-dose_rows = [{"dose": 0.0, **{k: r[k] for k in ("condition", "seed", "test_acc", "dead_end")}} for r in results]
-dose_rows += [{**row, "dose": DOSE} for row in dose_rows if row["condition"] == "BN reset"]
-for seed in SEEDS:
-    for init in ("cross-modal", "ABRi"):
-        model, run, start, end = audio_run(init, seed, source=dosed_state)
-        dose_rows.append({"dose": DOSE, "condition": init, "seed": seed,
-                          "test_acc": evaluate(model, test, ("audio",))["acc"],
-                          "dead_end": dead_fraction(end, THRESHOLD)["all"]})
-        print(f"seed {seed} {init:>11} at dose {DOSE}: dead channels {dose_rows[-1]['dead_end']:.3f} after "
-              f"training; audio test accuracy {dose_rows[-1]['test_acc']:.3f}")
+sources = {0.0: source_state, DOSE: dosed_state}
+dose_runs = [(init, dose, seed) for seed in DOSE_SEEDS for dose in sources for init in ("cross-modal", "ABRi")]
+jobs = [dict(build=start(init, sources[dose]), seed=seed) for init, dose, seed in dose_runs]
+dose_rows = []
+for (init, dose, seed), (model, run) in zip(dose_runs, train_many({"train": train, "val": val}, jobs,
+                                                                  **{**AUDIO, "epochs": SHORT_EPOCHS})):
+    end = activation_rates(model.audio, test, "audio", eps=EPS)
+    dose_rows.append({"dose": dose, "condition": init, "seed": seed, "test_acc": evaluate(model, test, ("audio",))["acc"],
+                      "dead_end": dead_fraction(end, THRESHOLD)["all"]})
+    print(f"seed {seed:>2} {init:>11} at dose {dose:.2f}: dead channels {dose_rows[-1]['dead_end']:.3f} after "
+          f"{SHORT_EPOCHS} epochs; audio test accuracy {dose_rows[-1]['test_acc']:.3f}")
 doses = pd.DataFrame(dose_rows).assign(small=lambda d: d.dose.map(SMALL))
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
-sns.lineplot(doses[doses.condition != "random"], x="small", y="test_acc", hue="condition", marker="o",
-             errorbar="sd", err_style="bars", ax=ax)
-ax.axhline(acc["random"].mean(), color="grey", ls="--", lw=1, label="random init")
-ax.legend()
+sns.lineplot(doses, x="small", y="test_acc", hue="condition", marker="o", errorbar="sd", err_style="bars", ax=ax)
 ax.set(xlabel="fraction of BN channels with |gamma| and |beta| < 0.05 in the source network",
-       ylabel="audio test accuracy", title="dead channels cost plain transfer accuracy; ABRi keeps it")
+       ylabel="audio test accuracy", title=f"{SHORT_EPOCHS} epochs: dead channels cost plain transfer; ABRi keeps it")
 plt.show()
 
-dosed_acc = doses[doses.dose == DOSE].pivot(index="seed", columns="condition", values="test_acc")
-dosed_dead = doses[doses.dose == DOSE].pivot(index="seed", columns="condition", values="dead_end")
-print(dosed_acc.round(3).to_string())
-
-
-def paired_gain(a, b) -> tuple[float, float]:
-    diff = np.asarray(a) - np.asarray(b)
-    return diff.mean(), diff.std(ddof=1) / np.sqrt(len(diff))
-
-
-abri_gain = paired_gain(dosed_acc["ABRi"], dosed_acc["cross-modal"])
-dose_cost = paired_gain(acc["cross-modal"], dosed_acc["cross-modal"])
-abri_vs_reset = paired_gain(dosed_acc["ABRi"], dosed_acc["BN reset"])
-print(f"dose {DOSE}: dead after training, cross-modal {dosed_dead['cross-modal'].mean():.3f}, "
-      f"ABRi {dosed_dead['ABRi'].mean():.3f}")
-print(f"dose {DOSE}: ABRi - cross-modal {abri_gain[0]:+.3f} ± {abri_gain[1]:.3f} (s.e., paired over seeds); "
-      f"ABRi - BN reset {abri_vs_reset[0]:+.3f} ± {abri_vs_reset[1]:.3f}")
-print(f"cross-modal, dose 0 - dose {DOSE}: {dose_cost[0]:+.3f} ± {dose_cost[1]:.3f}")
+dose_acc = doses.pivot_table(index="seed", columns=["condition", "dose"], values="test_acc")
+print(dose_acc.round(3).to_string())
+print("mean ± std over the seeds:", {f"{c}, f = {f}": f"{m:.3f} ± {sd:.3f}"
+                                     for (c, f), m, sd in zip(dose_acc.columns, dose_acc.mean(), dose_acc.std())})
+# all four paired by seed over DOSE_SEEDS; the two criteria fixed in advance are asserted
+abri_gain = paired_difference(dose_acc["ABRi", DOSE], dose_acc["cross-modal", DOSE])
+dose_cost = paired_difference(dose_acc["cross-modal", 0.0], dose_acc["cross-modal", DOSE])
+abri_dose_cost = paired_difference(dose_acc["ABRi", 0.0], dose_acc["ABRi", DOSE])
+abri_gain_shipped = paired_difference(dose_acc["ABRi", 0.0], dose_acc["cross-modal", 0.0])
+dosed_dead = doses[doses.dose == DOSE].groupby("condition")["dead_end"].mean()
+print(f"dose {DOSE}: dead after training, cross-modal {dosed_dead['cross-modal']:.3f}, ABRi {dosed_dead['ABRi']:.3f}")
+print(f"ABRi - cross-modal at dose {DOSE}: {abri_gain}; at the shipped dose: {abri_gain_shipped}")
+print(f"the dose's cost (f = 0 - f = {DOSE}), cross-modal: {dose_cost}; ABRi: {abri_dose_cost}")
 if not USE_IMAGENET:  # fixed on the pilot for the shipped checkpoint
-    assert dose_cost[0] > max(2 * dose_cost[1], 0.02), "the dose of dead channels should cost cross-modal accuracy"
-print("ABRi - cross-modal at the dose, pre-registered criterion > max(2 s.e., 0.02):",
-      "met" if abri_gain[0] > max(2 * abri_gain[1], 0.02) else "NOT met on these seeds")
+    assert dose_cost.clear(margin=0.02), "the dose of dead channels should cost cross-modal accuracy"
+    assert abri_gain.clear(margin=0.02), "at the dose, ABRi should beat plain cross-modal initialisation"
 
 # %% [markdown]
-# **What we measured** (seeds 0–2, 2 threads; paired mean ± s.e.). The dose costs plain transfer accuracy:
-# cross-modal falls from 0.709 to 0.647 (−0.062 ± 0.005, asserted), with 0.145 of its channels dead after
-# training. ABRi revives every channel and ends at 0.676, **+0.029 ± 0.019 over cross-modal**: the direction of
-# the pilot (+0.078 ± 0.024 on seeds 20–22) and above 0.02, but only 1.5 standard errors (seed 1 is a tie,
-# 0.675 against 0.676), so the pre-registered criterion is **not met** and we do not assert a gain. What three
-# seeds establish here is the cause of the null result at the shipped dose: dead channels cost accuracy only
-# once they are the network's shortage, and there ABRi (0.676) and BN reset (0.670) sit where the undosed
-# network does, while plain transfer loses.
+# **What we measured** (seeds 6–11, 4 epochs, one-thread worker processes; accuracy mean ± std over the seeds,
+# differences paired mean ± s.e.):
 #
-# **A replication on fresh seeds.** After this run, we wrote down the same criterion for six seeds that no
-# chapter or pilot had used (30–35, dose 0.75, cross-modal and ABRi; `python benchmarks/pilot_04_abri.py
-# replicate`, 76 s on 2 cores) and then ran it: ABRi − cross-modal **+0.071 ± 0.012** (cross-modal 0.624, ABRi
-# 0.695), clear of max(2 s.e., 0.02). Across the pilot's seeds, these six, and the chapter's three, ABRi comes
-# out ahead at this dose; three seeds are too few to show it clearly every time.
+# | 4 epochs, seeds 6–11 | cross-modal | ABRi | ABRi − cross-modal |
+# | --- | --- | --- | --- |
+# | f = 0 (shipped) | 0.637 ± 0.024 | 0.608 ± 0.036 | −0.029 ± 0.015 |
+# | f = 0.75 | 0.524 ± 0.049 | 0.610 ± 0.039 | **+0.086 ± 0.026** (asserted) |
+# | the dose's cost (f = 0 − f = 0.75) | **+0.113 ± 0.023** (asserted) | −0.002 ± 0.006 | |
+#
+# Both criteria hold on the fresh seeds, as on the pilot's: once dead channels are the network's shortage
+# (81 % of the source's channels small, 16 % of the transferred network's channels still dead after
+# fine-tuning), plain transfer loses 0.11 of audio accuracy and ABRi wins it back; the dose costs ABRi nothing,
+# because ABRi starts every channel alive. At the shipped dose ABRi is slightly behind (−0.029 ± 0.015): with
+# channels to spare, the fresh twin only dilutes BN statistics that were fine. ABRi's gain is real where the
+# paper puts it, pre-trained networks with many dead channels, and nil where they are few.
 #
 # ## What ABRi learned
 #
@@ -573,7 +589,9 @@ plot_histograms({"pre-trained": pretrained_net, **{f"{c}, trained": net for c, n
 
 # %%
 def try_abri(mode="layer", w0=0.5, seed=0):
-    model, run, start, end = audio_run("ABRi", seed, abri_mode=mode, w0=w0)
+    model, run = train_model({"train": train, "val": val}, build=start("ABRi", abri_mode=mode, w0=w0), seed=seed,
+                             **AUDIO)
+    end = activation_rates(model.audio, test, "audio", eps=EPS)
     rows = dead_channel_rows(end, THRESHOLD, condition=f"ABRi {mode} w0={w0}")
     weights = torch.cat(list(mixing_weights(model.audio).values()))
     fig, axes = plt.subplots(1, 2, figsize=(11, 3))
@@ -603,8 +621,9 @@ widgets.interact_manual(try_abri, mode=widgets.ToggleButtons(options=["layer", "
 # * At this scale the dead channels were induced (L1 on γ during pre-training). With the shipped checkpoint
 #   the channels left alive are enough, and reviving the dead ones buys no audio accuracy over plain
 #   cross-modal initialisation. Give the source network more dead channels (81 % small instead of 40 %) and
-#   plain transfer loses accuracy (asserted); ABRi comes out ahead there (+0.03 on seeds 0–2, +0.08 on the
-#   pilot's), though not by the margin fixed in advance on three seeds. Chapter 05 turns to the second way
+#   fine-tune for 4 epochs: plain transfer loses 0.11 of audio accuracy and ABRi wins it back (+0.09 over
+#   cross-modal), both asserted on seeds chosen before the run. After 8 epochs the gain is smaller and erratic
+#   over seeds (+0.03 on the chapter's seeds, +0.07 on fresh ones). Chapter 05 turns to the second way
 #   pre-training backfires: a strong pre-trained encoder starving its partner in joint training.
 
 # %%
@@ -617,6 +636,7 @@ avlab.course.headline(
     acc_random=mean_std(acc["random"])[0], acc_cross_modal=mean_std(acc["cross-modal"])[0],
     acc_abri=mean_std(acc["ABRi"])[0], dead_bn_reset=mean_std(dead["BN reset"])[0],
     acc_bn_reset=mean_std(acc["BN reset"])[0], dose=DOSE, small_at_dose=SMALL[DOSE],
-    acc_cross_modal_at_dose=dosed_acc["cross-modal"].mean(), acc_abri_at_dose=dosed_acc["ABRi"].mean(),
-    abri_gain_at_dose=abri_gain[0], abri_gain_at_dose_se=abri_gain[1], dose_cost_cross_modal=dose_cost[0],
+    short_epochs=SHORT_EPOCHS, acc_cross_modal_at_dose=dose_acc["cross-modal", DOSE].mean(),
+    acc_abri_at_dose=dose_acc["ABRi", DOSE].mean(), abri_dose_cost=abri_dose_cost.mean,
+    abri_gain_at_dose=abri_gain.mean, abri_gain_at_dose_se=abri_gain.se, dose_cost_cross_modal=dose_cost.mean,
 )
