@@ -55,7 +55,7 @@ import avlab.course
 from avlab import plots
 from avlab.data import load_avdigits
 from avlab.diagnostics import linear_probe
-from avlab.experiment import build_model, mean_std
+from avlab.experiment import Paired, build_model, mean_std, paired_difference
 from avlab.methods.fusion_tuning import ConfidenceRecorder, FusionTuning, fusion_tuning_ratios, mask_patches
 from avlab.train import Trainer, TrainConfig, evaluate
 from avlab.utils import seed_everything
@@ -357,10 +357,9 @@ plots.plot_bars(frame().melt(id_vars=["condition", "seed"], value_vars=["visual_
 #   0.04 on the probe and on fused accuracy (0.04 = twice the spread of one pilot pair, 0.020).
 
 # %%
-def paired(a, b):
-    """Seed-paired difference a - b: (mean, standard error over the pairs)."""
-    d = a - b
-    return d.mean(), d.std() / math.sqrt(len(d))
+def paired(a: str, b: str, table) -> "Paired":
+    """Arm a - arm b, paired by seed (avlab.experiment.paired_difference: mean, s.e., the differences)."""
+    return paired_difference(table[a], table[b])  # one row per seed, the same rows for both
 
 
 comparisons = {"two-stage, no mask - joint, pre-trained audio": ("two-stage, no mask", "joint, pre-trained audio"),
@@ -368,13 +367,12 @@ comparisons = {"two-stage, no mask - joint, pre-trained audio": ("two-stage, no 
                "random mask, same rate - two-stage, no mask": ("random mask, same rate", "two-stage, no mask"),
                "Fusion Tuning - random mask, same rate": ("Fusion Tuning", "random mask, same rate")}
 for name, (a, b) in comparisons.items():
-    (pm, ps), (am, as_) = paired(probe[a], probe[b]), paired(acc[a], acc[b])
-    print(f"{name:>46}: visual probe {pm:+.3f} ± {ps:.3f}, fused accuracy {am:+.3f} ± {as_:.3f}")
+    print(f"{name:>46}: visual probe {paired(a, b, probe)}, fused accuracy {paired(a, b, acc)}")
 
-schedule, schedule_se = paired(probe["two-stage, no mask"], probe["joint, pre-trained audio"])
-rule_probe = paired(probe["Fusion Tuning"], probe["random mask, same rate"])[0]
-rule_acc = paired(acc["Fusion Tuning"], acc["random mask, same rate"])[0]
-assert schedule > max(2 * schedule_se, 0.05), "the two-stage start should restore the starved visual encoder"
+schedule = paired("two-stage, no mask", "joint, pre-trained audio", probe)
+rule_probe = paired("Fusion Tuning", "random mask, same rate", probe).mean
+rule_acc = paired("Fusion Tuning", "random mask, same rate", acc).mean
+assert schedule.clear(margin=0.05), "the two-stage start should restore the starved visual encoder"
 assert abs(rule_probe) < 0.04 and abs(rule_acc) < 0.04, "the rule should be indistinguishable from a random mask"
 
 
@@ -452,5 +450,5 @@ avlab.course.headline(
     acc_two_stage=mean_std(acc["two-stage, no mask"])[0], acc_fusion_tuning=mean_std(acc["Fusion Tuning"])[0],
     visual_probe_random_mask=mean_std(probe["random mask, same rate"])[0],
     acc_random_mask=mean_std(acc["random mask, same rate"])[0],
-    rule_minus_random_probe=rule_probe, rule_minus_random_acc=rule_acc, two_stage_minus_joint_probe=schedule,
+    rule_minus_random_probe=rule_probe, rule_minus_random_acc=rule_acc, two_stage_minus_joint_probe=schedule.mean,
 )

@@ -54,7 +54,6 @@ avlab.about()
 
 # %%
 import math
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -69,7 +68,7 @@ from avlab import bench, plots
 from avlab.data import load_avdigits
 from avlab.diagnostics import linear_probe
 from avlab.evaluation import evaluate
-from avlab.experiment import mean_std, train_many
+from avlab.experiment import mean_std, paired_difference, train_many
 from avlab.methods import agm_coefficients, blend_weights, pmr_terms
 from avlab.methods.umt import ensemble_accuracy
 
@@ -212,11 +211,11 @@ if same_place:
 
 # %%
 def paired(method, opt, key, data=frame):
-    """Mean, standard error and the per-seed differences of method - joint (same optimiser, same seeds)."""
-    m = data.query("method == @method and optimizer == @opt").sort_values("seed")[key].to_numpy()
-    j = data.query("method == 'joint' and optimizer == @opt").sort_values("seed")[key].to_numpy()
-    diffs = (m - j).tolist()
-    return statistics.fmean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs)), diffs
+    """method - joint, same optimiser, paired by seed: mean, standard error and the per-seed differences."""
+    m = data.query("method == @method and optimizer == @opt").sort_values("seed")
+    j = data.query("method == 'joint' and optimizer == @opt").sort_values("seed")
+    assert m.seed.tolist() == j.seed.tolist(), f"{method} and joint ran on different seeds under {opt}"
+    return paired_difference(m[key], j[key])
 
 
 IMBALANCE = {}
