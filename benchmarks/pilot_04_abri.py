@@ -91,7 +91,13 @@ What `short` printed (2026-12-01, 117 s on 2 one-thread workers of an otherwise 
     the dose's cost, ABRi: +0.002 ± 0.006 (s.e., 9 pairs)
 
 Both criteria clear on the pilot seeds (paired s.d. of ABRi - cross-modal 0.039: six pairs put 2 s.e. near
-0.032, a third of the gain), so chapter 04 runs the four arms at 4 epochs on seeds 6-11 as planned.
+0.032, a third of the gain), so chapter 04 runs the four arms at 4 epochs on seeds 6-11 as planned. (A
+correction to "fresh" above: seeds 10 and 11 were pilot seeds of chapters 01 and 07, on other experiments; no run
+of this experiment, in the chapter or here, had used 6-11.)
+
+What the chapter printed (stop 16; seeds 6-11, 4 epochs, one-thread workers): ABRi - cross-modal at f = 0.75
++0.086 ± 0.026, the dose's cost to cross-modal +0.113 ± 0.023 (both criteria met, asserted), to ABRi
+-0.002 ± 0.006; ABRi - cross-modal at f = 0 -0.029 ± 0.015.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ are ~0 starts at gamma ~ 0.5 instead of ~0, passes signal through its ReLU and g
 
 Where it pays (chapter 04, audio alone on AV-Digits): only where dead channels are the network's shortage. With
 40 % of the source's channels small it buys nothing over plain cross-modal transfer; with 81 % small and 4 epochs
-of fine-tuning, plain transfer loses 0.11 of accuracy and ABRi wins it back (+0.09, six fresh seeds).
+of fine-tuning, plain transfer loses 0.11 of accuracy and ABRi keeps most of it (+0.09, six fresh seeds).
 """
 from __future__ import annotations
 
