@@ -364,7 +364,7 @@ plots.plot_bars(frame().melt(id_vars=["condition", "seed"], value_vars=["visual_
 #   0.04 on the probe and on fused accuracy (0.04 = twice the spread of one pilot pair, 0.020).
 
 # %%
-def paired(a: str, b: str, table) -> "Paired":
+def paired(a: str, b: str, table) -> Paired:
     """Arm a - arm b, paired by seed (avlab.experiment.paired_difference: mean, s.e., the differences)."""
     return paired_difference(table[a], table[b])  # one row per seed, the same rows for both
 
